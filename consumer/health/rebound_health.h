@@ -1,0 +1,89 @@
+/*
+ * rebound_health.h - the Redis heartbeat of a consumer process, and the
+ * reading side used by rebound-status.
+ *
+ * A heartbeat never blocks the consumer's event loop: it talks to Redis over
+ * a non-blocking hiredis connection that the consumer's poll() drives
+ * (rb_heartbeat_pollfd / rb_heartbeat_process). When Redis is down or slow
+ * the beat is skipped, the outage is logged once, and the connection is
+ * retried with backoff.
+ *
+ * Redis contract (README documents it): with prefix P,
+ *   P:worker:<id>  hash of the rb_hb_info fields plus beat_ms, PEXPIRE 3 x interval
+ *   P:workers      sorted set, member <id>, score beat_ms; members older than
+ *                  10 x interval are removed by every writer.
+ */
+#ifndef REBOUND_HEALTH_H
+#define REBOUND_HEALTH_H
+
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "rebound_proto.h"
+
+/* What one beat writes. Strings are borrowed for the duration of the call
+ * that receives the struct. */
+typedef struct rb_hb_info {
+    const char *id;
+    const char *host;
+    long pid;
+    const char *queue;
+    const char *mode;
+    const char *version;
+    const char *state; /* starting | ready | draining | reconnecting | stopped */
+    int64_t started_ms;
+    int slots;
+    int busy;
+    uint64_t jobs_ok, jobs_error, jobs_timeout, jobs_crashed, jobs_rejected;
+    uint64_t redelivered;
+    int64_t last_job_ms; /* 0: no job yet */
+    double avg_run_ms;
+    uint64_t rss_kb;
+    const char *preload_failed; /* comma list, may be "" */
+    const char *sandbox;
+} rb_hb_info;
+
+/* Called by the heartbeat when a beat is due; fills *info. */
+typedef void (*rb_hb_fill_fn)(void *ctx, rb_hb_info *info);
+
+typedef struct rb_redis_url {
+    char host[256]; /* empty for unix sockets */
+    int port;
+    char unix_path[256]; /* empty for TCP */
+    char password[256];  /* empty: no AUTH */
+    int db;
+} rb_redis_url;
+
+/* Parse redis://[:password@]host[:port][/db] or unix:///path. Returns 0 or
+ * -1 with err naming what is wrong. */
+int rb_redis_url_parse(const char *url, rb_redis_url *out, rb_err *err);
+
+typedef struct rb_heartbeat rb_heartbeat;
+
+/* Create (does not connect yet; the first connect happens in
+ * rb_heartbeat_process). url must be non-empty; fill/ctx are kept.
+ * Returns NULL with err set for a bad URL. Free with rb_heartbeat_free. */
+rb_heartbeat *rb_heartbeat_new(const char *url, const char *prefix, int interval_ms,
+                               rb_hb_fill_fn fill, void *ctx, rb_err *err);
+
+/* The fd to poll (events set), or 0 when there is nothing to poll now. */
+int rb_heartbeat_pollfd(rb_heartbeat *hb, struct pollfd *pfd);
+
+/* Milliseconds until rb_heartbeat_process must run again (>= 0). */
+int rb_heartbeat_timeout_ms(rb_heartbeat *hb);
+
+/* Handle I/O on the fd (pfd may be NULL when it was not polled) and send a
+ * beat when one is due. Never blocks. */
+void rb_heartbeat_process(rb_heartbeat *hb, const struct pollfd *pfd);
+
+/* Send a beat now, regardless of the interval (e.g. on a state change). */
+void rb_heartbeat_beat_now(rb_heartbeat *hb);
+
+/* Warm shutdown: write state=stopped, then delete the hash and the sorted
+ * set member. Blocks at most timeout_ms. Returns 0 when Redis confirmed. */
+int rb_heartbeat_stop(rb_heartbeat *hb, int timeout_ms);
+
+void rb_heartbeat_free(rb_heartbeat *hb);
+
+#endif

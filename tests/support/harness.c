@@ -1,0 +1,272 @@
+#include "harness.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static void die(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "harness: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n");
+    abort();
+}
+
+char *harness_code_root(void)
+{
+    char tmpl[] = "/tmp/rebound-code-XXXXXX";
+    if (!mkdtemp(tmpl)) die("mkdtemp: %s", strerror(errno));
+    chmod(tmpl, 0755);
+    return strdup(tmpl);
+}
+
+void harness_write(const char *root, const char *name, const char *text)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", root, name);
+    for (char *p = path + strlen(root) + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(path, 0755);
+            *p = '/';
+        }
+    }
+    FILE *f = fopen(path, "w");
+    if (!f) die("cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+    chmod(path, 0644);
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    return flag == FTW_DP ? rmdir(p) : unlink(p);
+}
+
+void harness_rmtree(const char *path)
+{
+    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void harness_config(rb_pool_config *cfg, const char *mode, int slots, const char *root)
+{
+    static char tramp[PATH_MAX];
+    const char *bin = getenv("REBOUND_BIN_DIR");
+    if (!bin) die("%s", "REBOUND_BIN_DIR is not set (run through ctest)");
+    snprintf(tramp, sizeof tramp, "%s/rebound-trampoline", bin);
+    rb_pool_config_default(cfg);
+    cfg->trampoline_path = tramp;
+    cfg->code_root = root;
+    cfg->slots = slots;
+    if (rb_mode_parse(mode, &cfg->mode) != 0) die("bad mode %s", mode);
+}
+
+rb_pool *harness_pool(const char *mode, int slots, const char *root, rb_pool_config *tweak)
+{
+    rb_pool_config cfg;
+    if (tweak)
+        cfg = *tweak;
+    else
+        harness_config(&cfg, mode, slots, root);
+    rb_err err = {{0}};
+    rb_pool *pool = rb_pool_new(&cfg, &err);
+    if (!pool) die("rb_pool_new: %s", err.msg);
+    return pool;
+}
+
+static void pack_json(msgpack_packer *pk, json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_NULL:
+        msgpack_pack_nil(pk);
+        break;
+    case JSON_TRUE:
+        msgpack_pack_true(pk);
+        break;
+    case JSON_FALSE:
+        msgpack_pack_false(pk);
+        break;
+    case JSON_INTEGER:
+        msgpack_pack_int64(pk, json_integer_value(j));
+        break;
+    case JSON_REAL:
+        msgpack_pack_double(pk, json_real_value(j));
+        break;
+    case JSON_STRING:
+        msgpack_pack_str(pk, json_string_length(j));
+        msgpack_pack_str_body(pk, json_string_value(j), json_string_length(j));
+        break;
+    case JSON_ARRAY: {
+        msgpack_pack_array(pk, json_array_size(j));
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v) pack_json(pk, v);
+        break;
+    }
+    case JSON_OBJECT: {
+        msgpack_pack_map(pk, json_object_size(j));
+        const char *k;
+        json_t *v;
+        json_object_foreach(j, k, v)
+        {
+            msgpack_pack_str(pk, strlen(k));
+            msgpack_pack_str_body(pk, k, strlen(k));
+            pack_json(pk, v);
+        }
+        break;
+    }
+    }
+}
+
+char *harness_json_to_msgpack(const char *json, size_t *len)
+{
+    json_error_t e;
+    json_t *j = json_loads(json, JSON_DECODE_ANY, &e);
+    if (!j) die("bad JSON in test: %s", e.text);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_json(&pk, j);
+    json_decref(j);
+    *len = sb.size;
+    return msgpack_sbuffer_release(&sb);
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+void harness_drive(rb_pool *pool, int ms, bool (*done)(void *), void *ctx)
+{
+    long long deadline = now_ms() + ms;
+    struct pollfd fds[256];
+    while (!(done && done(ctx))) {
+        long long left = deadline - now_ms();
+        if (left <= 0) break;
+        int n = rb_pool_pollfds(pool, fds, 256);
+        int t = rb_pool_timeout_ms(pool);
+        if (t < 0 || t > left) t = (int)left;
+        poll(fds, (nfds_t)n, t);
+        rb_pool_process(pool, fds, n);
+    }
+}
+
+typedef struct wait_one {
+    rb_pool *pool;
+    rb_pool_result res;
+    bool got;
+} wait_one;
+
+static bool got_result(void *ctx)
+{
+    wait_one *w = ctx;
+    if (!w->got) w->got = rb_pool_next_result(w->pool, &w->res);
+    return w->got;
+}
+
+bool harness_run_body(rb_pool *pool, const char *body, size_t len, msgpack_unpacked *out,
+                      int wait_ms)
+{
+    rb_limits lim;
+    rb_limits_default(&lim);
+    rb_job *job = NULL;
+    char *id = NULL;
+    rb_err err = {{0}};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_unpacked_init(out);
+    if (rb_job_decode(body, len, &lim, &job, &id, &err) != 0) {
+        /* What the worker does with a job it cannot run. */
+        rb_result_pack_rejected(id, "test", err.msg, &sb);
+        free(id);
+    } else {
+        wait_one w = {.pool = pool};
+        rb_pool_submit(pool, 7, body, len, job);
+        harness_drive(pool, wait_ms, got_result, &w);
+        if (!w.got) {
+            rb_job_free(job);
+            msgpack_sbuffer_destroy(&sb);
+            return false;
+        }
+        rb_result r = {.id = job->id,
+                       .status = w.res.status,
+                       .error_type = w.res.error_type,
+                       .error_message = w.res.error_message,
+                       .worker = "test",
+                       .ms = w.res.ms,
+                       .call_results = w.res.call_results,
+                       .call_results_len = w.res.call_results_len,
+                       .ncalls = w.res.ncalls};
+        rb_result_pack(&r, &sb);
+        rb_pool_result_free(&w.res);
+        rb_job_free(job);
+    }
+    /* msgpack-c's objects point into the bytes they were unpacked from:
+     * keep a copy of them in the zone that the caller destroys. */
+    msgpack_zone *zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+    char *copy = msgpack_zone_malloc(zone, sb.size);
+    memcpy(copy, sb.data, sb.size);
+    size_t off = 0;
+    msgpack_unpack(copy, sb.size, &off, zone, &out->data);
+    out->zone = zone;
+    msgpack_sbuffer_destroy(&sb);
+    return true;
+}
+
+bool harness_run_json(rb_pool *pool, const char *json, msgpack_unpacked *out, int wait_ms)
+{
+    size_t len;
+    char *body = harness_json_to_msgpack(json, &len);
+    bool ok = harness_run_body(pool, body, len, out, wait_ms);
+    free(body);
+    return ok;
+}
+
+const msgpack_object *harness_get(const msgpack_object *root, const char *path)
+{
+    const msgpack_object *o = root;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *save = NULL, *part = strtok_r(buf, ".", &save); part && o;
+         part = strtok_r(NULL, ".", &save)) {
+        if (o->type == MSGPACK_OBJECT_ARRAY) {
+            char *end;
+            unsigned long i = strtoul(part, &end, 10);
+            o = (*end == '\0' && i < o->via.array.size) ? &o->via.array.ptr[i] : NULL;
+        } else if (o->type == MSGPACK_OBJECT_MAP) {
+            o = rb_map_get(o, part);
+        } else {
+            o = NULL;
+        }
+    }
+    return o;
+}
+
+const char *harness_str(const msgpack_object *o)
+{
+    static char buf[65536];
+    if (!o || o->type != MSGPACK_OBJECT_STR) return "";
+    size_t n = o->via.str.size < sizeof buf - 1 ? o->via.str.size : sizeof buf - 1;
+    memcpy(buf, o->via.str.ptr, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+const char *harness_sget(const msgpack_object *root, const char *path)
+{
+    return harness_str(harness_get(root, path));
+}

@@ -1,0 +1,46 @@
+/*
+ * harness.h - drives a real trampoline pool for tests and benchmarks: a
+ * temporary code root, jobs written as JSON for readability, and results
+ * unpacked for assertions.
+ */
+#ifndef REBOUND_TEST_HARNESS_H
+#define REBOUND_TEST_HARNESS_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+
+#include "rebound_pool.h"
+
+/* A fresh code root (mode 0755, readable by the sandbox user) under /tmp.
+ * Returns a malloc'd path; harness_rmtree it when done. */
+char *harness_code_root(void);
+/* Write text into root/name (creating parent directories). */
+void harness_write(const char *root, const char *name, const char *text);
+void harness_rmtree(const char *path);
+
+/* A pool from defaults plus: mode ("internal"/"native"), slots, root. The
+ * trampoline comes from $REBOUND_BIN_DIR. Aborts the test on failure. */
+rb_pool *harness_pool(const char *mode, int slots, const char *root, rb_pool_config *tweak);
+void harness_config(rb_pool_config *cfg, const char *mode, int slots, const char *root);
+
+/* JSON text -> msgpack bytes (malloc'd, *len set). Aborts on bad JSON. */
+char *harness_json_to_msgpack(const char *json, size_t *len);
+
+/* Run one job (JSON or msgpack body) to completion, bounded by wait_ms.
+ * The result (as the worker would pack it) is unpacked into *out, which
+ * the caller destroys. Returns false when no result came in time. */
+bool harness_run_json(rb_pool *pool, const char *json, msgpack_unpacked *out, int wait_ms);
+bool harness_run_body(rb_pool *pool, const char *body, size_t len, msgpack_unpacked *out,
+                      int wait_ms);
+
+/* Drive the pool's loop for up to ms milliseconds or until done() says so. */
+void harness_drive(rb_pool *pool, int ms, bool (*done)(void *), void *ctx);
+
+/* Path lookup: "status", "results.0.val", "error.message". NULL if absent. */
+const msgpack_object *harness_get(const msgpack_object *root, const char *path);
+/* A str object as a NUL-terminated static buffer (truncated at 64 KiB). */
+const char *harness_str(const msgpack_object *o);
+/* harness_str(harness_get(root, path)), "" when absent. */
+const char *harness_sget(const msgpack_object *root, const char *path);
+
+#endif

@@ -1,0 +1,334 @@
+/* Jobs that misbehave, in native (sandboxed) mode: each gives the expected
+ * status, and the slot serves the next job. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+static char *root;
+static rb_pool *pool;
+
+static int setup(void **state)
+{
+    (void)state;
+    root = harness_code_root();
+    harness_write(root, "bad.py",
+                  "import os, signal, socket, time, ctypes, subprocess\n"
+                  "def ok():\n"
+                  "    return 1\n"
+                  "def spin():\n"
+                  "    while True:\n"
+                  "        pass\n"
+                  "def exit3():\n"
+                  "    os._exit(3)\n"
+                  "def segv():\n"
+                  "    os.kill(os.getpid(), 11)\n"
+                  "def hog():\n"
+                  "    b = bytearray(4 << 30)\n"
+                  "    return len(b)\n"
+                  "def forkbomb():\n"
+                  "    while True:\n"
+                  "        os.fork()\n"
+                  "def background(path):\n"
+                  "    p = subprocess.Popen(['/bin/sh', '-c', 'sleep 30'])\n"
+                  "    return p.pid\n"
+                  "def alive(pid):\n"
+                  "    try:\n"
+                  "        os.kill(pid, 0)\n"
+                  "    except ProcessLookupError:\n"
+                  "        return False\n"
+                  "    except PermissionError:\n"
+                  "        return True\n"
+                  "    return True\n"
+                  "def write(path):\n"
+                  "    with open(path, 'w') as f:\n"
+                  "        f.write('x')\n"
+                  "    return path\n"
+                  "def tmpwrite():\n"
+                  "    import tempfile\n"
+                  "    with tempfile.NamedTemporaryFile(delete=False) as f:\n"
+                  "        f.write(b'x')\n"
+                  "        return f.name\n"
+                  "def tcp(port):\n"
+                  "    s = socket.create_connection(('127.0.0.1', port), timeout=2)\n"
+                  "    s.close()\n"
+                  "    return 'connected'\n"
+                  "def trace():\n"
+                  "    libc = ctypes.CDLL(None, use_errno=True)\n"
+                  "    rc = libc.ptrace(0, 0, 0, 0)\n"
+                  "    return [rc, ctypes.get_errno()]\n"
+                  "def who():\n"
+                  "    return [os.getuid(), os.getpgrp() == os.getpid()]\n"
+                  "def closer():\n"
+                  "    for fd in range(3, 1024):\n"
+                  "        try:\n"
+                  "            os.close(fd)\n"
+                  "        except OSError:\n"
+                  "            pass\n"
+                  "    return 'closed'\n"
+                  "def ignore_term():\n"
+                  "    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                  "    time.sleep(60)\n");
+    rb_pool_config cfg;
+    harness_config(&cfg, "native", 1, root);
+    cfg.sandbox_best_effort = geteuid() != 0; /* all of it applies as root */
+    pool = harness_pool("native", 1, root, &cfg);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    rb_pool_free(pool);
+    harness_rmtree(root);
+    free(root);
+    return 0;
+}
+
+static void run(const char *fcn, const char *args, int timeout_ms, msgpack_unpacked *res)
+{
+    char job[1024];
+    snprintf(job, sizeof job,
+             "{\"v\":1,\"id\":\"%s\",\"timeout_ms\":%d,\"calls\":["
+             "{\"file\":\"bad.py\",\"fcn\":\"%s\",\"args\":%s}]}",
+             fcn, timeout_ms, fcn, args);
+    assert_true(harness_run_json(pool, job, res, timeout_ms + 15000));
+}
+
+/* The slot still serves an ordinary job. */
+static void assert_slot_works(void)
+{
+    msgpack_unpacked res;
+    run("ok", "[]", 10000, &res);
+    assert_string_equal(harness_sget(&res.data, "status"), "ok");
+    assert_int_equal(harness_get(&res.data, "results.0.val")->via.i64, 1);
+    msgpack_unpacked_destroy(&res);
+}
+
+static void expect(const char *fcn, const char *args, int timeout_ms, const char *status,
+                   const char *path, const char *needle)
+{
+    msgpack_unpacked res;
+    run(fcn, args, timeout_ms, &res);
+    if (strcmp(harness_sget(&res.data, "status"), status) != 0)
+        fail_msg("%s: status %s, error %s / %s", fcn, harness_sget(&res.data, "status"),
+                 harness_sget(&res.data, "error.message"),
+                 harness_sget(&res.data, "results.0.error.message"));
+    if (path) {
+        const char *got = harness_sget(&res.data, path);
+        if (!strstr(got, needle)) fail_msg("%s: %s is '%s', wanted '%s'", fcn, path, got, needle);
+    }
+    msgpack_unpacked_destroy(&res);
+    assert_slot_works();
+}
+
+static void test_sandbox_applies(void **state)
+{
+    (void)state;
+    const char *sb = rb_pool_sandbox(pool);
+    assert_non_null(strstr(sb, "seccomp"));
+    assert_non_null(strstr(sb, "rlimits"));
+    if (geteuid() == 0) {
+        assert_null(strstr(sb, "missing:"));
+        msgpack_unpacked res;
+        run("who", "[]", 10000, &res);
+        assert_string_equal(harness_sget(&res.data, "status"), "ok");
+        assert_int_not_equal(harness_get(&res.data, "results.0.val.0")->via.u64, 0);
+        assert_true(harness_get(&res.data, "results.0.val.1")->via.boolean);
+        msgpack_unpacked_destroy(&res);
+    }
+}
+
+static void test_infinite_loop_times_out(void **state)
+{
+    (void)state;
+    msgpack_unpacked res;
+    run("spin", "[]", 500, &res);
+    assert_string_equal(harness_sget(&res.data, "status"), "timeout");
+    assert_string_equal(harness_sget(&res.data, "error.type"), "Timeout");
+    /* Killed at the deadline, not long after: a generous bound for a loaded
+     * machine, to catch a deadline that is not enforced at all. */
+    double ms = harness_get(&res.data, "ms")->via.f64;
+    assert_true(ms >= 500 && ms < 5000);
+    msgpack_unpacked_destroy(&res);
+    assert_slot_works();
+}
+
+static void test_exit_and_signal_are_crashes(void **state)
+{
+    (void)state;
+    expect("exit3", "[]", 10000, "crashed", "error.message", "exited with status 3");
+    expect("segv", "[]", 10000, "crashed", "error.message", "killed by signal 11");
+}
+
+static void test_huge_allocation_fails_cleanly(void **state)
+{
+    (void)state;
+    expect("hog", "[]", 10000, "error", "results.0.error.type", "MemoryError");
+}
+
+static void test_fork_bomb_is_contained(void **state)
+{
+    (void)state;
+    msgpack_unpacked res;
+    run("forkbomb", "[]", 3000, &res);
+    const char *st = harness_sget(&res.data, "status");
+    /* Either the process limit stops it (an exception) or the deadline does. */
+    assert_true(strcmp(st, "error") == 0 || strcmp(st, "timeout") == 0);
+    msgpack_unpacked_destroy(&res);
+    assert_slot_works();
+}
+
+static void test_background_process_is_killed(void **state)
+{
+    (void)state;
+    msgpack_unpacked res;
+    run("background", "[\"x\"]", 10000, &res);
+    assert_string_equal(harness_sget(&res.data, "status"), "ok");
+    pid_t pid = (pid_t)harness_get(&res.data, "results.0.val")->via.i64;
+    msgpack_unpacked_destroy(&res);
+    assert_true(pid > 0);
+    /* The zygote kills the child's group when the child exits; bounded wait
+     * for the kill to land. */
+    bool gone = false;
+    for (int i = 0; i < 500 && !gone; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(path, "r");
+        if (!f) {
+            gone = true;
+            break;
+        }
+        char buf[512] = "";
+        if (!fgets(buf, sizeof buf, f)) buf[0] = '\0';
+        fclose(f);
+        char *rp = strrchr(buf, ')');
+        if (rp && rp[2] == 'Z') gone = true; /* dead, awaiting its reaper */
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        if (!gone) nanosleep(&ts, NULL);
+    }
+    assert_true(gone);
+}
+
+static void test_writes_outside_the_tmpdir_are_refused(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) skip();
+    char args[600];
+    snprintf(args, sizeof args, "[\"%s/evil.py\"]", root);
+    expect("write", args, 10000, "error", "results.0.error.type", "PermissionError");
+    struct stat sb;
+    char path[600];
+    snprintf(path, sizeof path, "%s/evil.py", root);
+    assert_int_not_equal(stat(path, &sb), 0);
+    expect("write", "[\"/etc/rebound-evil\"]", 10000, "error", "results.0.error.type",
+           "PermissionError");
+    /* Its own temporary directory is writable. */
+    expect("tmpwrite", "[]", 10000, "ok", "results.0.val", "/tmp/rebound-");
+}
+
+static void test_no_network(void **state)
+{
+    (void)state;
+    /* Whatever listens on the port, the connection must not be made. */
+    msgpack_unpacked res;
+    run("tcp", "[22]", 10000, &res);
+    assert_string_equal(harness_sget(&res.data, "status"), "error");
+    assert_non_null(strstr(harness_sget(&res.data, "results.0.error.traceback"), "Error"));
+    msgpack_unpacked_destroy(&res);
+    assert_slot_works();
+}
+
+static void test_ptrace_is_denied(void **state)
+{
+    (void)state;
+    msgpack_unpacked res;
+    run("trace", "[]", 10000, &res);
+    assert_string_equal(harness_sget(&res.data, "status"), "ok");
+    assert_int_equal(harness_get(&res.data, "results.0.val.0")->via.i64, -1);
+    assert_int_equal(harness_get(&res.data, "results.0.val.1")->via.i64, 1); /* EPERM */
+    msgpack_unpacked_destroy(&res);
+}
+
+static void test_closing_pipes_and_ignoring_sigterm(void **state)
+{
+    (void)state;
+    msgpack_unpacked res;
+    run("closer", "[]", 2000, &res);
+    const char *st = harness_sget(&res.data, "status");
+    assert_true(strcmp(st, "crashed") == 0 || strcmp(st, "timeout") == 0);
+    msgpack_unpacked_destroy(&res);
+    assert_slot_works();
+    run("ignore_term", "[]", 500, &res);
+    assert_string_equal(harness_sget(&res.data, "status"), "timeout");
+    msgpack_unpacked_destroy(&res);
+    assert_slot_works();
+}
+
+static bool slot_ready(void *ctx)
+{
+    rb_pool_stats st;
+    rb_pool_get_stats(ctx, &st, false);
+    return st.ready == st.slots;
+}
+
+static void test_killed_zygote_is_replaced(void **state)
+{
+    (void)state;
+    rb_pool_stats before, after;
+    rb_pool_get_stats(pool, &before, false);
+    /* The zygote of slot 0 is the parent of the ready child. */
+    msgpack_unpacked res;
+    run("who", "[]", 10000, &res);
+    msgpack_unpacked_destroy(&res);
+    harness_drive(pool, 5000, slot_ready, pool);
+    char path[64], line[256];
+    FILE *f;
+    pid_t zygote = 0;
+    /* Find the zygote: the mother's children are zygotes. */
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)getpid(), (int)getpid());
+    f = fopen(path, "r");
+    assert_non_null(f);
+    int mother = 0;
+    assert_int_equal(fscanf(f, "%d", &mother), 1);
+    fclose(f);
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", mother, mother);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    zygote = (pid_t)atoi(line);
+    assert_true(zygote > 0);
+    assert_int_equal(kill(zygote, SIGKILL), 0);
+    assert_slot_works();
+    rb_pool_get_stats(pool, &after, false);
+    assert_true(after.zygote_restarts > before.zygote_restarts);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sandbox_applies),
+        cmocka_unit_test(test_infinite_loop_times_out),
+        cmocka_unit_test(test_exit_and_signal_are_crashes),
+        cmocka_unit_test(test_huge_allocation_fails_cleanly),
+        cmocka_unit_test(test_fork_bomb_is_contained),
+        cmocka_unit_test(test_background_process_is_killed),
+        cmocka_unit_test(test_writes_outside_the_tmpdir_are_refused),
+        cmocka_unit_test(test_no_network),
+        cmocka_unit_test(test_ptrace_is_denied),
+        cmocka_unit_test(test_closing_pipes_and_ignoring_sigterm),
+        cmocka_unit_test(test_killed_zygote_is_replaced),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,290 @@
+/*
+ * child.c - one job, then gone.
+ *
+ * Born from a zygote with the interpreter and its preloaded modules already
+ * in memory, the child isolates itself, says it is ready, and blocks on its
+ * job pipe. When the job arrives it runs the calls in order, reporting each
+ * on its result pipe, and exits: nothing it did survives into the next job.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pyconv.h"
+#include "runner.h"
+#include "trampoline.h"
+
+static int result_fd = -1;
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Frames to the pool. A failed write means the pool is gone or user code
+ * closed our pipe: nobody can be told anything any more. */
+static void send_sbuf(const msgpack_sbuffer *sb)
+{
+    if (rb_frame_write(result_fd, sb->data, sb->size) != 0) _exit(71);
+}
+
+static void send_simple(const char *type, const char *key, const char *val, long long pid)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1 + (key != NULL) + (pid != 0));
+    rb_pack_key(&pk, "t");
+    rb_pack_cstr(&pk, type);
+    if (key) {
+        rb_pack_key(&pk, key);
+        rb_pack_cstr(&pk, val);
+    }
+    if (pid) {
+        rb_pack_key(&pk, "pid");
+        msgpack_pack_int64(&pk, pid);
+    }
+    send_sbuf(&sb);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void fail_setup(const char *msg) __attribute__((noreturn));
+static void fail_setup(const char *msg)
+{
+    send_simple("setup_failed", "err", msg, 0);
+    _exit(70);
+}
+
+/* Join the code root and a relative path that rb_job_check_paths already
+ * vetted in the consumer. */
+static void under_root(const tr_state *st, const char *rel, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%s", st->cfg.code_root, rel);
+}
+
+typedef struct call_outcome {
+    bool present;
+    msgpack_sbuffer val;  /* packed value */
+    msgpack_sbuffer args; /* packed args after the call (return_args) */
+    bool has_args;
+    char *etype, *emsg, *etb; /* set when the call failed */
+    double ms;
+} call_outcome;
+
+static void take_error(call_outcome *out)
+{
+    runner_take_exception(&out->etype, &out->emsg, &out->etb);
+}
+
+/* Convert a Python value into sb, or record the conversion error. */
+static int pack_value(PyObject *v, msgpack_sbuffer *sb, call_outcome *out)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    if (pyconv_to_msgpack(&pk, v) == 0) return 0;
+    take_error(out);
+    return -1;
+}
+
+static void run_call(tr_state *st, const rb_call *c, const char *tmpdir, call_outcome *out)
+{
+    char file[PATH_MAX], cwd[PATH_MAX], dir[PATH_MAX];
+    PyObject *args = NULL, *kwargs = NULL, *paths = NULL, *ret = NULL;
+
+    if (c->file) {
+        under_root(st, c->file, file, sizeof file);
+        snprintf(dir, sizeof dir, "%s", file);
+        dirname(dir);
+    }
+    if (c->cwd)
+        under_root(st, c->cwd, cwd, sizeof cwd);
+    else
+        snprintf(cwd, sizeof cwd, "%s", c->file ? dir : tmpdir);
+
+    args = pyconv_from_msgpack(&c->args);
+    if (args && c->kwargs.type == MSGPACK_OBJECT_MAP) kwargs = pyconv_from_msgpack(&c->kwargs);
+    paths = PyList_New(0);
+    for (size_t i = 0; paths && i < c->npaths + (c->file != NULL); i++) {
+        char p[PATH_MAX];
+        if (i < c->npaths)
+            under_root(st, c->paths[i], p, sizeof p);
+        else
+            snprintf(p, sizeof p, "%s", dir); /* the module's own directory, as for a script */
+        PyObject *s = PyUnicode_DecodeFSDefault(p);
+        if (!s || PyList_Append(paths, s) != 0) Py_CLEAR(paths);
+        Py_XDECREF(s);
+    }
+
+    double t0 = now_ms();
+    if (args && paths && (kwargs || c->kwargs.type != MSGPACK_OBJECT_MAP))
+        ret = runner_call(c->file ? file : NULL, c->source, c->source_len, c->fcn, cwd, paths, args,
+                          kwargs);
+    out->ms = now_ms() - t0;
+
+    if (!ret) {
+        out->present = true;
+        take_error(out);
+    } else {
+        out->present = PyTuple_GET_ITEM(ret, 0) == Py_True;
+        if (out->present && pack_value(PyTuple_GET_ITEM(ret, 1), &out->val, out) == 0 &&
+            c->return_args) {
+            out->has_args = true;
+            pack_value(args, &out->args, out);
+        }
+    }
+    Py_XDECREF(ret);
+    Py_XDECREF(args);
+    Py_XDECREF(kwargs);
+    Py_XDECREF(paths);
+}
+
+static void send_call(const call_outcome *o)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    bool err = o->etype != NULL;
+    bool with_val = o->present && !err;
+    bool with_args = with_val && o->has_args;
+    msgpack_pack_map(&pk, 3 + with_val + with_args + err);
+    rb_pack_key(&pk, "t");
+    rb_pack_cstr(&pk, "call");
+    rb_pack_key(&pk, "present");
+    o->present ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+    rb_pack_key(&pk, "ms");
+    msgpack_pack_double(&pk, o->ms);
+    if (with_val) {
+        rb_pack_key(&pk, "val");
+        msgpack_sbuffer_write(&sb, o->val.data, o->val.size);
+    }
+    if (with_args) {
+        rb_pack_key(&pk, "args");
+        msgpack_sbuffer_write(&sb, o->args.data, o->args.size);
+    }
+    if (err) {
+        rb_pack_key(&pk, "error");
+        msgpack_pack_map(&pk, 3);
+        rb_pack_key(&pk, "type");
+        rb_pack_cstr(&pk, o->etype);
+        rb_pack_key(&pk, "message");
+        rb_pack_cstr(&pk, o->emsg);
+        rb_pack_key(&pk, "traceback");
+        rb_pack_cstr(&pk, o->etb);
+    }
+    if (sb.size > RB_FRAME_MAX - 1024) {
+        /* Too large to report at all: say so instead. */
+        msgpack_sbuffer_clear(&sb);
+        call_outcome small = {.present = true, .ms = o->ms};
+        small.etype = "ValueError";
+        small.emsg = "result too large to transfer";
+        small.etb = "";
+        send_call(&small);
+    } else {
+        send_sbuf(&sb);
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void run_job(tr_state *st, const rb_job *job, const char *tmpdir)
+{
+    if (runner_prepare(tmpdir, job) != 0) {
+        call_outcome o = {.present = true};
+        take_error(&o);
+        send_call(&o);
+        return;
+    }
+    pyconv_init();
+    for (size_t i = 0; i < job->ncalls; i++) {
+        call_outcome o = {0};
+        msgpack_sbuffer_init(&o.val);
+        msgpack_sbuffer_init(&o.args);
+        run_call(st, &job->calls[i], tmpdir, &o);
+        runner_flush();
+        send_call(&o);
+        bool failed = o.etype != NULL;
+        msgpack_sbuffer_destroy(&o.val);
+        msgpack_sbuffer_destroy(&o.args);
+        free(o.etype);
+        free(o.emsg);
+        free(o.etb);
+        if (failed) return;
+    }
+}
+
+void child_run(tr_state *st, int job_fd, int res_fd, int capture_fd, const char *tmpdir)
+{
+    result_fd = res_fd;
+    tr_role = "child";
+
+    char report[512];
+    rb_err err = {{0}};
+    if (st->cfg.native) {
+        if (sandbox_apply(&st->plan, tmpdir, report, sizeof report, &err) != 0) fail_setup(err.msg);
+    } else {
+        snprintf(report, sizeof report, "pgrp;mode=internal");
+    }
+    /* Crashes of user code are the job's outcome, reported by the pool as
+     * "killed by signal N": no handler of ours (or a sanitizer's) may turn
+     * them into something else. */
+    static const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS};
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
+        signal(fatal[i], SIG_DFL);
+    /* A change of user clears the parent-death signal: set it again, and
+     * make sure the zygote did not die in between. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != st->zygote_pid) _exit(0);
+
+    /* User code writes to fds 1 and 2; they lead to the capture pipe and
+     * nowhere else. The protocol fds sit at unremarkable high numbers. */
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(capture_fd, 1) < 0 || dup2(capture_fd, 2) < 0)
+        fail_setup("cannot redirect stdio");
+    close(devnull);
+    close(capture_fd);
+
+    send_simple("ready", "sandbox", report, (long long)getpid());
+
+    void *body = NULL;
+    size_t len = 0;
+    int rc = rb_frame_read(job_fd, RB_FRAME_MAX, &body, &len);
+    close(job_fd);
+    if (rc != 1) _exit(rc == 0 ? 0 : 72); /* 0: the pool closed our pipe: retire */
+
+    rb_limits lim;
+    rb_limits_default(&lim);
+    lim.max_job_bytes = RB_FRAME_MAX;
+    lim.max_calls = SIZE_MAX;
+    lim.max_timeout_ms = INT64_MAX;
+    rb_job *job = NULL;
+    if (rb_job_decode(body, len, &lim, &job, NULL, &err) != 0) fail_setup(err.msg);
+    free(body);
+    sandbox_limit_cpu(job->timeout_ms);
+
+    run_job(st, job, tmpdir);
+    rb_job_free(job);
+
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    rb_pack_key(&pk, "t");
+    rb_pack_cstr(&pk, "done");
+    send_sbuf(&sb);
+    msgpack_sbuffer_destroy(&sb);
+    /* No interpreter teardown: the process is thrown away, and finalizers of
+     * user objects must not run after the result is reported. */
+    _exit(0);
+}

@@ -1,0 +1,56 @@
+/*
+ * ctl.h - control messages between the pool, the mother, the zygotes and
+ * their children (private to trampoline/).
+ *
+ * Control channels are AF_UNIX SOCK_SEQPACKET sockets: one message is one
+ * packet, so a message and the descriptors passed with it (SCM_RIGHTS)
+ * arrive together and never merge with the next. Each packet holds one
+ * frame: a 4-byte big-endian length, then a msgpack map whose "t" key names
+ * the message.
+ *
+ *   pool -> mother   spawn {slot}                    + fds: zygote's ctl end
+ *   mother -> pool   hello {preload_failed, netns}   after the preload
+ *                    spawned {slot, pid} | spawn_failed {slot, err}
+ *   zygote -> pool   child {pid}                     + fds: job (w), result (r), capture (r)
+ *                    exit {pid, status}              raw wait status of that child
+ *   child -> pool    (on its result pipe, as stream frames)
+ *                    ready {pid, sandbox} | setup_failed {err}
+ *                    call {present, val, args?, error?, ms} ... done {}
+ */
+#ifndef REBOUND_CTL_H
+#define REBOUND_CTL_H
+
+#include <stddef.h>
+
+#include <msgpack.h>
+
+#define CTL_MAX_MSG 65536
+#define CTL_MAX_FDS 4
+
+/* Send one message (frame of buf/len) with nfds descriptors. Returns 0 or
+ * -1 with errno. Blocks only while the socket buffer is full. */
+int ctl_send(int sock, const void *buf, size_t len, const int *fds, int nfds);
+
+/* Send the packed contents of sbuf. */
+int ctl_send_sbuf(int sock, const msgpack_sbuffer *sbuf, const int *fds, int nfds);
+
+/*
+ * Receive one message into buf (cap bytes). Returns the payload length
+ * (without the length prefix), 0 on EOF, -1 with errno (EAGAIN when none
+ * is waiting, EBADMSG for a malformed packet). Received descriptors are
+ * stored in fds (*nfds set, at most CTL_MAX_FDS, close-on-exec); the caller
+ * owns them. The payload starts at buf + 4.
+ */
+ssize_t ctl_recv(int sock, void *buf, size_t cap, int *fds, int *nfds);
+
+/* Parse a payload as a msgpack map into *unp (caller destroys it) and
+ * return the "t" value as a NUL-terminated string in type (cap bytes).
+ * Returns 0, or -1 when the payload is not a map with a str "t". */
+int ctl_parse(const char *payload, size_t len, msgpack_unpacked *unp, char *type, size_t cap);
+
+/* Integer field of a map, or def when absent or not an integer. */
+long long ctl_get_int(const msgpack_object *map, const char *key, long long def);
+/* String field copied into out (cap bytes, truncated); "" when absent. */
+void ctl_get_str(const msgpack_object *map, const char *key, char *out, size_t cap);
+
+#endif

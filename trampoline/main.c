@@ -1,0 +1,210 @@
+/*
+ * rebound-trampoline: the mother of a pool's zygotes. Started by the pool
+ * (never by hand) with the pool's end of a control socket; see trampoline.h.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <Python.h>
+
+#include "ctl.h"
+#include "runner.h"
+#include "trampoline.h"
+
+const char *tr_role = "trampoline";
+
+void tr_log(const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "rebound-trampoline[%d] %s: %s\n", (int)getpid(), tr_role, line);
+}
+
+static int usage(const char *what)
+{
+    fprintf(stderr, "rebound-trampoline: %s (started by rebound-worker, not by hand)\n", what);
+    return 2;
+}
+
+static int parse_args(int argc, char **argv, tr_config *cfg)
+{
+    static const struct option opts[] = {{"control-fd", required_argument, 0, 'c'},
+                                         {"code-root", required_argument, 0, 'r'},
+                                         {"mode", required_argument, 0, 'm'},
+                                         {"preload", required_argument, 0, 'p'},
+                                         {"mem-limit-mb", required_argument, 0, 'M'},
+                                         {"run-as", required_argument, 0, 'u'},
+                                         {"allow-network", no_argument, 0, 'n'},
+                                         {"strict", no_argument, 0, 's'},
+                                         {"max-result-bytes", required_argument, 0, 'R'},
+                                         {0, 0, 0, 0}};
+    memset(cfg, 0, sizeof *cfg);
+    cfg->control_fd = -1;
+    cfg->native = true;
+    cfg->preload = "";
+    cfg->max_result_bytes = RB_DEFAULT_MAX_RESULT_BYTES;
+    cfg->sandbox.mem_limit_mb = 1024;
+    cfg->sandbox.run_as = "nobody";
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        char *end = NULL;
+        switch (c) {
+        case 'c':
+            cfg->control_fd = (int)strtol(optarg, &end, 10);
+            break;
+        case 'r':
+            cfg->code_root = optarg;
+            break;
+        case 'm':
+            if (strcmp(optarg, "native") && strcmp(optarg, "internal")) return -1;
+            cfg->native = strcmp(optarg, "native") == 0;
+            break;
+        case 'p':
+            cfg->preload = optarg;
+            break;
+        case 'M':
+            cfg->sandbox.mem_limit_mb = (int)strtol(optarg, &end, 10);
+            break;
+        case 'u':
+            cfg->sandbox.run_as = optarg;
+            break;
+        case 'n':
+            cfg->sandbox.allow_network = true;
+            break;
+        case 's':
+            cfg->sandbox.strict = true;
+            break;
+        case 'R':
+            cfg->max_result_bytes = strtoull(optarg, &end, 10);
+            break;
+        default:
+            return -1;
+        }
+        if (end && *end) return -1;
+    }
+    return cfg->control_fd >= 0 && cfg->code_root ? 0 : -1;
+}
+
+static int init_python(void)
+{
+    /* One BLAS thread: children are forked, and threads do not survive a
+     * fork; a job that wants parallelism has a slot per CPU already. */
+    setenv("OPENBLAS_NUM_THREADS", "1", 0);
+    setenv("OMP_NUM_THREADS", "1", 0);
+    setenv("MKL_NUM_THREADS", "1", 0);
+
+    PyConfig config;
+    PyConfig_InitPythonConfig(&config);
+    config.use_environment = 0; /* PYTHONPATH and friends of whoever started us */
+    config.user_site_directory = 0;
+    config.install_signal_handlers = 0;
+    config.write_bytecode = 0;
+    config.parse_argv = 0;
+    PyStatus status = PyConfig_SetBytesString(&config, &config.program_name, "/usr/bin/python3");
+    if (!PyStatus_Exception(status)) status = Py_InitializeFromConfig(&config);
+    PyConfig_Clear(&config);
+    if (PyStatus_Exception(status)) {
+        tr_log("Python failed to start: %s", status.err_msg ? status.err_msg : "unknown error");
+        return -1;
+    }
+    return 0;
+}
+
+/* Import each module of the comma list; record failures as "name: reason". */
+static void preload(const char *list, char *failed, size_t cap)
+{
+    failed[0] = '\0';
+    char *copy = strdup(list);
+    for (char *save = NULL, *name = strtok_r(copy, ",", &save); name;
+         name = strtok_r(NULL, ",", &save)) {
+        while (*name == ' ')
+            name++;
+        if (!*name) continue;
+        PyObject *m = PyImport_ImportModule(name);
+        if (m) {
+            Py_DECREF(m);
+            continue;
+        }
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        PyObject *s = v ? PyObject_Str(v) : NULL;
+        const char *why = s ? PyUnicode_AsUTF8(s) : NULL;
+        size_t n = strlen(failed);
+        snprintf(failed + n, cap - n, "%s%s: %s", n ? "; " : "", name, why ? why : "import failed");
+        tr_log("preload of %s failed: %s", name, why ? why : "import failed");
+        Py_XDECREF(s);
+        Py_XDECREF(t);
+        Py_XDECREF(v);
+        Py_XDECREF(tb);
+        PyErr_Clear();
+    }
+    free(copy);
+
+    /* Objects that exist now are never collected again, so the collector
+     * does not touch (and un-share) their pages in every forked child. */
+    PyObject *gc = PyImport_ImportModule("gc");
+    PyObject *r = gc ? PyObject_CallMethod(gc, "freeze", NULL) : NULL;
+    if (!r) PyErr_Clear();
+    Py_XDECREF(r);
+    Py_XDECREF(gc);
+}
+
+static int send_hello(const tr_state *st)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    rb_pack_key(&pk, "t");
+    rb_pack_cstr(&pk, "hello");
+    rb_pack_key(&pk, "pid");
+    msgpack_pack_int64(&pk, getpid());
+    rb_pack_key(&pk, "preload_failed");
+    rb_pack_cstr(&pk, st->preload_failed);
+    int rc = ctl_send_sbuf(st->cfg.control_fd, &sb, NULL, 0);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static tr_state st;
+    if (parse_args(argc, argv, &st.cfg) != 0) return usage("bad arguments");
+    tr_role = "mother";
+
+    /* Die with the pool, whatever killed it. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() == 1) return 0;
+    signal(SIGPIPE, SIG_IGN);
+
+    char root[PATH_MAX];
+    if (!realpath(st.cfg.code_root, root)) {
+        tr_log("code root %s: %s", st.cfg.code_root, strerror(errno));
+        return 1;
+    }
+    st.cfg.code_root = root;
+
+    if (init_python() != 0) return 1;
+    preload(st.cfg.preload, st.preload_failed, sizeof st.preload_failed);
+    rb_err err = {{0}};
+    if (runner_init(&err) != 0) {
+        tr_log("%s", err.msg);
+        return 1;
+    }
+    if (st.cfg.native) sandbox_prepare(&st.cfg.sandbox, &st.plan);
+    st.mother_pid = getpid();
+    if (send_hello(&st) != 0) return 0;
+    return mother_run(&st);
+}

@@ -1,0 +1,112 @@
+/*
+ * mother.c - the preloaded interpreter that forks zygotes.
+ *
+ * The pool asks for a zygote per slot ("spawn", passing the zygote's end of
+ * a fresh control socket); the mother forks and answers with the pid. A
+ * zygote forked from here shares the mother's pages, so each extra slot
+ * costs little memory and replacing a dead zygote costs a fork, not a cold
+ * start of Python.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <Python.h>
+
+#include "ctl.h"
+#include "trampoline.h"
+
+static void reply(int sock, const char *type, long long slot, long long pid, const char *err)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    rb_pack_key(&pk, "t");
+    rb_pack_cstr(&pk, type);
+    rb_pack_key(&pk, "slot");
+    msgpack_pack_int64(&pk, slot);
+    if (err) {
+        rb_pack_key(&pk, "err");
+        rb_pack_cstr(&pk, err);
+    } else {
+        rb_pack_key(&pk, "pid");
+        msgpack_pack_int64(&pk, pid);
+    }
+    ctl_send_sbuf(sock, &sb, NULL, 0);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void spawn(tr_state *st, int sock, int sigfd, long long slot, int zctl)
+{
+    PyOS_BeforeFork();
+    pid_t pid = fork();
+    if (pid == 0) {
+        PyOS_AfterFork_Child();
+        close(sock);
+        close(sigfd);
+        zygote_run(st, (int)slot, zctl);
+    }
+    PyOS_AfterFork_Parent();
+    close(zctl);
+    if (pid < 0)
+        reply(sock, "spawn_failed", slot, 0, strerror(errno));
+    else
+        reply(sock, "spawned", slot, pid, NULL);
+}
+
+int mother_run(tr_state *st)
+{
+    int sock = st->cfg.control_fd;
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, NULL);
+    int sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sigfd < 0) {
+        tr_log("signalfd: %s", strerror(errno));
+        return 1;
+    }
+
+    static char buf[CTL_MAX_MSG];
+    for (;;) {
+        struct pollfd pfd[2] = {{sock, POLLIN, 0}, {sigfd, POLLIN, 0}};
+        if (poll(pfd, 2, -1) < 0 && errno != EINTR) return 1;
+
+        if (pfd[1].revents) {
+            struct signalfd_siginfo si;
+            while (read(sigfd, &si, sizeof si) > 0) {
+            }
+            /* Zygotes are reaped here; the pool learns of a death from its
+             * control socket closing. */
+            while (waitpid(-1, NULL, WNOHANG) > 0) {
+            }
+        }
+        if (!pfd[0].revents) continue;
+
+        int fds[CTL_MAX_FDS], nfds = 0;
+        ssize_t n = ctl_recv(sock, buf, sizeof buf, fds, &nfds);
+        if (n == 0) return 0; /* the pool closed: zygotes follow by PDEATHSIG */
+        if (n < 0) {
+            if (errno == EAGAIN) continue;
+            tr_log("control socket: %s", strerror(errno));
+            return 1;
+        }
+        msgpack_unpacked unp;
+        char type[32];
+        if (ctl_parse(buf + 4, (size_t)n, &unp, type, sizeof type) == 0 &&
+            strcmp(type, "spawn") == 0 && nfds == 1) {
+            spawn(st, sock, sigfd, ctl_get_int(&unp.data, "slot", -1), fds[0]);
+        } else {
+            tr_log("unexpected control message");
+            for (int i = 0; i < nfds; i++)
+                close(fds[i]);
+        }
+        msgpack_unpacked_destroy(&unp);
+    }
+}

@@ -1,0 +1,565 @@
+/*
+ * pool.c - the pool's API: the mother process, the job queue, finished
+ * results, and statistics. Each slot's own machinery is in slot.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pool_internal.h"
+
+#define MOTHER_BACKOFF_MAX_MS 10000
+
+const char *rb_mode_name(rb_mode m)
+{
+    return m == RB_MODE_INTERNAL ? "internal" : "native";
+}
+
+int rb_mode_parse(const char *s, rb_mode *out)
+{
+    if (strcmp(s, "internal") == 0)
+        *out = RB_MODE_INTERNAL;
+    else if (strcmp(s, "native") == 0)
+        *out = RB_MODE_NATIVE;
+    else
+        return -1;
+    return 0;
+}
+
+void rb_pool_config_default(rb_pool_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->slots = cpus > 0 ? (int)cpus : 1;
+    cfg->mode = RB_MODE_NATIVE;
+    cfg->preload = "numpy,lxml.etree,json,random,math";
+    cfg->max_output_bytes = RB_DEFAULT_MAX_OUTPUT_BYTES;
+    cfg->max_result_bytes = RB_DEFAULT_MAX_RESULT_BYTES;
+    cfg->mem_limit_mb = 1024;
+    cfg->run_as = "nobody";
+    cfg->spawn_timeout_ms = 10000;
+    cfg->start_timeout_ms = 60000;
+}
+
+int64_t pool_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t pool_now_ms(void)
+{
+    return pool_now_ns() / 1000000;
+}
+
+void pool_log(const rb_pool *pool, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (pool->cfg.log)
+        pool->cfg.log(pool->cfg.log_ctx, line);
+    else
+        fprintf(stderr, "rebound-pool: %s\n", line);
+}
+
+/* ---- the mother ------------------------------------------------------- */
+
+static int start_mother(rb_pool *pool)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -1;
+    char fdarg[16], mem[16], maxres[32];
+    snprintf(mem, sizeof mem, "%d", pool->cfg.mem_limit_mb);
+    snprintf(maxres, sizeof maxres, "%zu", pool->cfg.max_result_bytes);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* dup() leaves close-on-exec off: this one end crosses the exec. */
+        int fd = dup(sv[1]);
+        snprintf(fdarg, sizeof fdarg, "%d", fd);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(0);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        const char *argv[20];
+        int a = 0;
+        argv[a++] = pool->trampoline_path;
+        argv[a++] = "--control-fd";
+        argv[a++] = fdarg;
+        argv[a++] = "--code-root";
+        argv[a++] = pool->code_root;
+        argv[a++] = "--mode";
+        argv[a++] = rb_mode_name(pool->cfg.mode);
+        argv[a++] = "--preload";
+        argv[a++] = pool->preload;
+        argv[a++] = "--mem-limit-mb";
+        argv[a++] = mem;
+        argv[a++] = "--run-as";
+        argv[a++] = pool->run_as;
+        argv[a++] = "--max-result-bytes";
+        argv[a++] = maxres;
+        if (pool->cfg.allow_network) argv[a++] = "--allow-network";
+        if (!pool->cfg.sandbox_best_effort) argv[a++] = "--strict";
+        argv[a] = NULL;
+        execv(pool->trampoline_path, (char *const *)argv);
+        fprintf(stderr, "rebound-pool: cannot run %s: %s\n", pool->trampoline_path,
+                strerror(errno));
+        _exit(127);
+    }
+    close(sv[1]);
+    if (pid < 0) {
+        close(sv[0]);
+        return -1;
+    }
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    pool->mother_pid = pid;
+    pool->mother_fd = sv[0];
+    pool->mother_up = false;
+    pool->mother_due_ms = pool_now_ms() + pool->cfg.start_timeout_ms;
+    return 0;
+}
+
+/* The mother is gone or hopeless: so are its zygotes. Start again later. */
+static void drop_mother(rb_pool *pool, const char *why)
+{
+    int status = 0;
+    char how[128] = "";
+    if (pool->mother_pid > 0) {
+        kill(pool->mother_pid, SIGKILL);
+        if (waitpid(pool->mother_pid, &status, 0) == pool->mother_pid) {
+            if (WIFEXITED(status))
+                snprintf(how, sizeof how, " (exited with status %d)", WEXITSTATUS(status));
+            else if (WIFSIGNALED(status) && WTERMSIG(status) != SIGKILL)
+                snprintf(how, sizeof how, " (killed by signal %d)", WTERMSIG(status));
+        }
+    }
+    if (pool->mother_fd >= 0) close(pool->mother_fd);
+    pool->mother_fd = -1;
+    pool->mother_pid = 0;
+    pool->mother_up = false;
+    pool->mother_failures++;
+    int64_t delay = 100LL << (pool->mother_failures < 8 ? pool->mother_failures - 1 : 7);
+    if (delay > MOTHER_BACKOFF_MAX_MS) delay = MOTHER_BACKOFF_MAX_MS;
+    pool->mother_respawn_at_ms = pool_now_ms() + delay;
+    pool_log(pool, "trampoline: %s%s; restarting in %lld ms", why, how, (long long)delay);
+    for (int i = 0; i < pool->cfg.slots; i++) {
+        slot *s = &pool->slots[i];
+        if (s->zctl >= 0) slot_drop_zygote(s, "the trampoline restarted");
+        s->respawn_at_ms = 0;
+        s->failures = 0;
+    }
+}
+
+int pool_request_zygote(rb_pool *pool, slot *s)
+{
+    if (!pool->mother_up) return -1;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -1;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    rb_pack_key(&pk, "t");
+    rb_pack_cstr(&pk, "spawn");
+    rb_pack_key(&pk, "slot");
+    msgpack_pack_int(&pk, s->idx);
+    int rc = ctl_send_sbuf(pool->mother_fd, &sb, &sv[1], 1);
+    msgpack_sbuffer_destroy(&sb);
+    close(sv[1]);
+    if (rc != 0) {
+        close(sv[0]);
+        return -1;
+    }
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    s->zctl = sv[0];
+    s->zygote_pid = 0;
+    if (s->failures > 0 || pool->jobs[RB_STATUS_OK] + pool->zygote_restarts > 0)
+        pool->zygote_restarts++;
+    return 0;
+}
+
+static void take_mother_msg(rb_pool *pool, const char *payload, size_t len)
+{
+    msgpack_unpacked unp;
+    char type[32];
+    if (ctl_parse(payload, len, &unp, type, sizeof type) != 0) {
+        msgpack_unpacked_destroy(&unp);
+        return;
+    }
+    long long idx = ctl_get_int(&unp.data, "slot", -1);
+    slot *s = idx >= 0 && idx < pool->cfg.slots ? &pool->slots[idx] : NULL;
+    if (strcmp(type, "hello") == 0) {
+        char failed[1024];
+        ctl_get_str(&unp.data, "preload_failed", failed, sizeof failed);
+        free(pool->preload_failed);
+        pool->preload_failed = strdup(failed);
+        pool->mother_up = true;
+        pool->mother_failures = 0;
+    } else if (strcmp(type, "spawned") == 0 && s) {
+        s->zygote_pid = (pid_t)ctl_get_int(&unp.data, "pid", 0);
+    } else if (strcmp(type, "spawn_failed") == 0 && s) {
+        char err[256];
+        ctl_get_str(&unp.data, "err", err, sizeof err);
+        slot_drop_zygote(s, err);
+    }
+    msgpack_unpacked_destroy(&unp);
+}
+
+static void process_mother(rb_pool *pool, const struct pollfd *fds, int n, int64_t now)
+{
+    if (pool->mother_fd < 0) {
+        if (now >= pool->mother_respawn_at_ms && start_mother(pool) != 0)
+            drop_mother(pool, strerror(errno));
+        return;
+    }
+    bool ready = false;
+    for (int i = 0; i < n; i++)
+        if (fds[i].fd == pool->mother_fd && fds[i].revents) ready = true;
+    while (ready) {
+        ssize_t len = ctl_recv(pool->mother_fd, pool->msg, sizeof pool->msg, NULL, NULL);
+        if (len < 0 && errno == EAGAIN) break;
+        if (len <= 0) {
+            drop_mother(pool, "the trampoline exited");
+            return;
+        }
+        take_mother_msg(pool, pool->msg + 4, (size_t)len);
+    }
+    if (!pool->mother_up && now >= pool->mother_due_ms)
+        drop_mother(pool, "the trampoline did not start in time");
+}
+
+/* ---- jobs and results ----------------------------------------------------- */
+
+void pool_note_sandbox(rb_pool *pool, const char *report)
+{
+    if (pool->sandbox && strcmp(pool->sandbox, report) == 0) return;
+    free(pool->sandbox);
+    pool->sandbox = strdup(report);
+    pool->sandbox_missing = strstr(report, "missing:") != NULL;
+}
+
+void pool_finish(rb_pool *pool, slot *s, rb_status st, const char *etype, const char *emsg)
+{
+    pool_job *job = s->job;
+    s->job = NULL;
+    pool_done *d = calloc(1, sizeof *d);
+    if (d) {
+        d->res.tag = job->tag;
+        d->res.status = st;
+        d->res.error_type = etype ? strdup(etype) : NULL;
+        d->res.error_message = emsg ? strdup(emsg) : NULL;
+        d->res.call_results_len = s->calls.size;
+        d->res.call_results = msgpack_sbuffer_release(&s->calls);
+        d->res.ncalls = s->ncalls;
+        d->res.ms = (double)(pool_now_ns() - job->submit_ns) / 1e6;
+        if (pool->done_tail)
+            pool->done_tail->next = d;
+        else
+            pool->done_head = d;
+        pool->done_tail = d;
+        pool->recent_ms[pool->recent_n++ % 64] = d->res.ms;
+    }
+    pool->jobs[st]++;
+    free(job->body);
+    free(job);
+}
+
+void pool_requeue_front(rb_pool *pool, pool_job *job)
+{
+    job->next = pool->queue_head;
+    pool->queue_head = job;
+    if (!pool->queue_tail) pool->queue_tail = job;
+    pool->queued++;
+}
+
+static void dispatch(rb_pool *pool)
+{
+    for (int i = 0; i < pool->cfg.slots && pool->queue_head; i++) {
+        slot *s = &pool->slots[i];
+        if (!slot_is_free(s)) continue;
+        pool_job *job = pool->queue_head;
+        pool->queue_head = job->next;
+        if (!pool->queue_head) pool->queue_tail = NULL;
+        pool->queued--;
+        job->next = NULL;
+        slot_start_job(s, job);
+    }
+}
+
+int rb_pool_submit(rb_pool *pool, uint64_t tag, const void *body, size_t len, const rb_job *job)
+{
+    pool_job *j = calloc(1, sizeof *j);
+    if (!j) return -1;
+    j->body = malloc(len ? len : 1);
+    if (!j->body) {
+        free(j);
+        return -1;
+    }
+    memcpy(j->body, body, len);
+    j->len = len;
+    j->tag = tag;
+    j->timeout_ms = job->timeout_ms > 0 ? job->timeout_ms : RB_DEFAULT_TIMEOUT_MS;
+    j->submit_ns = pool_now_ns();
+    if (pool->queue_tail)
+        pool->queue_tail->next = j;
+    else
+        pool->queue_head = j;
+    pool->queue_tail = j;
+    pool->queued++;
+    dispatch(pool);
+    return 0;
+}
+
+int rb_pool_pollfds(rb_pool *pool, struct pollfd *fds, int max)
+{
+    int n = 0;
+    if (pool->mother_fd >= 0 && n < max) fds[n++] = (struct pollfd){pool->mother_fd, POLLIN, 0};
+    for (int i = 0; i < pool->cfg.slots; i++)
+        n += slot_pollfds(&pool->slots[i], fds + n, max - n);
+    return n;
+}
+
+int rb_pool_timeout_ms(rb_pool *pool)
+{
+    int64_t now = pool_now_ms();
+    int best = -1;
+    if (pool->mother_fd < 0 || !pool->mother_up) {
+        int64_t due = pool->mother_fd < 0 ? pool->mother_respawn_at_ms : pool->mother_due_ms;
+        best = due <= now ? 0 : (int)(due - now);
+    }
+    for (int i = 0; i < pool->cfg.slots; i++) {
+        int t = slot_timeout_ms(&pool->slots[i], now);
+        if (t >= 0 && (best < 0 || t < best)) best = t;
+    }
+    return best;
+}
+
+void rb_pool_process(rb_pool *pool, const struct pollfd *fds, int n)
+{
+    int64_t now = pool_now_ms();
+    process_mother(pool, fds, n, now);
+    for (int i = 0; i < pool->cfg.slots; i++)
+        slot_process(&pool->slots[i], fds, n, now);
+    dispatch(pool);
+}
+
+bool rb_pool_next_result(rb_pool *pool, rb_pool_result *out)
+{
+    pool_done *d = pool->done_head;
+    if (!d) return false;
+    pool->done_head = d->next;
+    if (!pool->done_head) pool->done_tail = NULL;
+    *out = d->res;
+    free(d);
+    return true;
+}
+
+void rb_pool_result_free(rb_pool_result *res)
+{
+    free(res->error_type);
+    free(res->error_message);
+    free(res->call_results);
+    memset(res, 0, sizeof *res);
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+static bool all_ready(const rb_pool *pool)
+{
+    for (int i = 0; i < pool->cfg.slots; i++)
+        if (!pool->slots[i].child_ready) return false;
+    return true;
+}
+
+rb_pool *rb_pool_new(const rb_pool_config *cfg, rb_err *err)
+{
+    if (cfg->slots < 1 || !cfg->trampoline_path || !cfg->code_root) {
+        rb_err_set(err, "pool: slots, trampoline_path and code_root are required");
+        return NULL;
+    }
+    if (access(cfg->trampoline_path, X_OK) != 0) {
+        rb_err_set(err, "pool: %s: %s", cfg->trampoline_path, strerror(errno));
+        return NULL;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    rb_pool *pool = calloc(1, sizeof *pool);
+    if (!pool) {
+        rb_err_set(err, "pool: out of memory");
+        return NULL;
+    }
+    pool->cfg = *cfg;
+    if (pool->cfg.spawn_timeout_ms <= 0) pool->cfg.spawn_timeout_ms = 10000;
+    if (pool->cfg.start_timeout_ms <= 0) pool->cfg.start_timeout_ms = 60000;
+    pool->trampoline_path = strdup(cfg->trampoline_path);
+    pool->code_root = strdup(cfg->code_root);
+    pool->preload = strdup(cfg->preload ? cfg->preload : "");
+    pool->run_as = strdup(cfg->run_as ? cfg->run_as : "nobody");
+    pool->preload_failed = strdup("");
+    pool->mother_fd = -1;
+    pool->slots = calloc((size_t)cfg->slots, sizeof *pool->slots);
+    if (!pool->slots || !pool->trampoline_path || !pool->code_root || !pool->preload ||
+        !pool->run_as || !pool->preload_failed) {
+        rb_pool_free(pool);
+        rb_err_set(err, "pool: out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < cfg->slots; i++)
+        slot_init(&pool->slots[i], pool, i);
+    if (start_mother(pool) != 0) {
+        rb_err_set(err, "pool: cannot start %s: %s", cfg->trampoline_path, strerror(errno));
+        rb_pool_free(pool);
+        return NULL;
+    }
+
+    /* Wait for every slot's first child: the cold start happens here, not
+     * on a job's time. */
+    int64_t deadline = pool_now_ms() + pool->cfg.start_timeout_ms;
+    struct pollfd fds[1 + 4 * 256];
+    int maxfds = (int)(sizeof fds / sizeof fds[0]);
+    while (!all_ready(pool) && !pool->setup_error && pool->mother_failures == 0) {
+        int64_t now = pool_now_ms();
+        if (now >= deadline) break;
+        int n = rb_pool_pollfds(pool, fds, maxfds);
+        int t = rb_pool_timeout_ms(pool);
+        int wait = (int)(deadline - now);
+        if (t >= 0 && t < wait) wait = t;
+        poll(fds, (nfds_t)n, wait);
+        rb_pool_process(pool, fds, n);
+    }
+    if (!all_ready(pool)) {
+        if (pool->setup_error)
+            rb_err_set(err, "trampoline: %s", pool->setup_error);
+        else if (pool->mother_failures)
+            rb_err_set(err, "trampoline %s failed to start (its log is above)",
+                       cfg->trampoline_path);
+        else
+            rb_err_set(err, "trampoline: no ready child within %d ms", pool->cfg.start_timeout_ms);
+        rb_pool_free(pool);
+        return NULL;
+    }
+    if (cfg->mode == RB_MODE_NATIVE && pool->sandbox_missing && !cfg->sandbox_best_effort) {
+        rb_err_set(err, "sandbox: %s (use --sandbox-best-effort to run without it)",
+                   strstr(pool->sandbox, "missing:"));
+        rb_pool_free(pool);
+        return NULL;
+    }
+    return pool;
+}
+
+void rb_pool_abandon_running(rb_pool *pool)
+{
+    for (int i = 0; i < pool->cfg.slots; i++) {
+        slot *s = &pool->slots[i];
+        if (!s->job) continue;
+        slot_kill_child(s);
+        free(s->job->body);
+        free(s->job);
+        s->job = NULL;
+    }
+}
+
+void rb_pool_free(rb_pool *pool)
+{
+    if (!pool) return;
+    for (int i = 0; pool->slots && i < pool->cfg.slots; i++) {
+        slot *s = &pool->slots[i];
+        slot_kill_child(s);
+        if (s->job) {
+            free(s->job->body);
+            free(s->job);
+            s->job = NULL;
+        }
+        if (s->zygote_pid > 0) kill(s->zygote_pid, SIGKILL);
+        if (s->zctl >= 0) close(s->zctl);
+        if (s->job_fd >= 0) close(s->job_fd);
+        if (s->result_fd >= 0) close(s->result_fd);
+        if (s->capture_fd >= 0) close(s->capture_fd);
+        rb_framebuf_free(&s->rbuf);
+        capture_free(&s->cap);
+        msgpack_sbuffer_destroy(&s->calls);
+    }
+    if (pool->mother_pid > 0) {
+        kill(pool->mother_pid, SIGKILL);
+        waitpid(pool->mother_pid, NULL, 0);
+    }
+    if (pool->mother_fd >= 0) close(pool->mother_fd);
+    while (pool->queue_head) {
+        pool_job *j = pool->queue_head;
+        pool->queue_head = j->next;
+        free(j->body);
+        free(j);
+    }
+    rb_pool_result r;
+    while (rb_pool_next_result(pool, &r))
+        rb_pool_result_free(&r);
+    free(pool->slots);
+    free(pool->trampoline_path);
+    free(pool->code_root);
+    free(pool->preload);
+    free(pool->run_as);
+    free(pool->preload_failed);
+    free(pool->sandbox);
+    free(pool->setup_error);
+    free(pool);
+}
+
+/* ---- statistics --------------------------------------------------------- */
+
+void rb_pool_get_stats(rb_pool *pool, rb_pool_stats *out, bool with_memory)
+{
+    memset(out, 0, sizeof *out);
+    out->slots = pool->cfg.slots;
+    out->queued = pool->queued;
+    memcpy(out->jobs, pool->jobs, sizeof out->jobs);
+    out->zygote_restarts = pool->zygote_restarts;
+    unsigned n = pool->recent_n < 64 ? pool->recent_n : 64;
+    for (unsigned i = 0; i < n; i++)
+        out->avg_run_ms += pool->recent_ms[i];
+    if (n) out->avg_run_ms /= n;
+    for (int i = 0; i < pool->cfg.slots; i++) {
+        slot *s = &pool->slots[i];
+        if (s->job)
+            out->busy++;
+        else if (slot_is_free(s))
+            out->ready++;
+    }
+    if (!with_memory) return;
+    uint64_t rss, pss;
+    procmem_read(pool->mother_pid, &rss, &pss);
+    out->rss_kb += rss;
+    out->pss_kb += pss;
+    for (int i = 0; i < pool->cfg.slots; i++) {
+        procmem_read(pool->slots[i].zygote_pid, &rss, &pss);
+        out->rss_kb += rss;
+        out->pss_kb += pss;
+        procmem_read(pool->slots[i].child_pid, &rss, &pss);
+        out->rss_kb += rss;
+        out->pss_kb += pss;
+    }
+}
+
+const char *rb_pool_preload_failed(const rb_pool *pool)
+{
+    return pool->preload_failed ? pool->preload_failed : "";
+}
+
+const char *rb_pool_sandbox(const rb_pool *pool)
+{
+    return pool->sandbox ? pool->sandbox : "";
+}

@@ -1,0 +1,131 @@
+/*
+ * pool_internal.h - the pool's state, shared by pool.c (API, queue, the
+ * mother) and slot.c (one slot's zygote and child). Private to trampoline/.
+ */
+#ifndef REBOUND_POOL_INTERNAL_H
+#define REBOUND_POOL_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ctl.h"
+#include "rebound_pool.h"
+
+typedef struct pool_job {
+    struct pool_job *next;
+    uint64_t tag;
+    char *body; /* owned */
+    size_t len;
+    int64_t timeout_ms;
+    int64_t submit_ns;
+    int retries; /* times it went back to the queue after its zygote died */
+} pool_job;
+
+typedef struct pool_done {
+    struct pool_done *next;
+    rb_pool_result res;
+} pool_done;
+
+/* Output of the running call, read from the capture pipe as it comes. */
+typedef struct capture {
+    char *data; /* owned, up to max bytes */
+    size_t len;
+    size_t max;
+    bool truncated;
+} capture;
+
+typedef struct slot {
+    int idx;
+    struct rb_pool *pool;
+
+    /* The zygote: zctl < 0 when there is none. */
+    int zctl;
+    pid_t zygote_pid;      /* 0 until the mother says */
+    int64_t respawn_at_ms; /* backoff: no new zygote before this */
+    int failures;          /* consecutive zygote failures */
+    int64_t child_due_ms;  /* a ready child must appear by then */
+
+    /* The current child: fds < 0 when there is none. */
+    pid_t child_pid;
+    int job_fd, result_fd, capture_fd;
+    bool child_ready;
+    rb_framebuf rbuf;
+
+    /* The job it runs, if any. */
+    pool_job *job;
+    size_t job_written; /* bytes of the job frame written so far */
+    char job_hdr[4];
+    int64_t deadline_ms;
+    msgpack_sbuffer calls; /* packed call results so far */
+    size_t ncalls;
+    bool call_failed;
+    capture cap;
+} slot;
+
+struct rb_pool {
+    rb_pool_config cfg; /* strings below are owned copies */
+    char *trampoline_path, *code_root, *preload, *run_as;
+
+    pid_t mother_pid;
+    int mother_fd;
+    bool mother_up; /* hello received */
+    int64_t mother_due_ms;
+    int64_t mother_respawn_at_ms;
+    int mother_failures;
+
+    slot *slots;
+    pool_job *queue_head, *queue_tail;
+    int queued;
+    pool_done *done_head, *done_tail;
+
+    char *preload_failed;
+    char *sandbox;
+    char *setup_error; /* the last child's "setup_failed" reason */
+    bool sandbox_missing;
+
+    uint64_t jobs[RB_STATUS_COUNT];
+    uint64_t zygote_restarts;
+    double recent_ms[64];
+    unsigned recent_n;
+
+    char msg[CTL_MAX_MSG];
+};
+
+int64_t pool_now_ms(void);
+int64_t pool_now_ns(void);
+void pool_log(const rb_pool *pool, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* pool.c: ask the mother for a zygote for s (s->zctl gets the pool's end). */
+int pool_request_zygote(rb_pool *pool, slot *s);
+/* pool.c: a finished job's result, queued for rb_pool_next_result. */
+void pool_finish(rb_pool *pool, slot *s, rb_status st, const char *etype, const char *emsg);
+/* pool.c: put a job back at the head of the queue. */
+void pool_requeue_front(rb_pool *pool, pool_job *job);
+/* pool.c: the sandbox report of a ready child. */
+void pool_note_sandbox(rb_pool *pool, const char *report);
+
+/* slot.c */
+void slot_init(slot *s, rb_pool *pool, int idx);
+void slot_drop_zygote(slot *s, const char *why); /* kill, close, schedule respawn */
+int slot_pollfds(slot *s, struct pollfd *fds, int max);
+void slot_process(slot *s, const struct pollfd *fds, int n, int64_t now);
+int slot_timeout_ms(slot *s, int64_t now); /* -1 when none */
+void slot_start_job(slot *s, pool_job *job);
+void slot_kill_child(slot *s);
+bool slot_is_free(const slot *s);
+
+/* capture.c */
+void capture_init(capture *c, size_t max);
+void capture_reset(capture *c);
+void capture_free(capture *c);
+/* Read what fd holds now into c (discarding past max). Returns 0 on EOF,
+ * 1 otherwise. */
+int capture_drain(capture *c, int fd);
+/* c's bytes as valid UTF-8 (invalid sequences become U+FFFD); caller frees. */
+char *capture_utf8(const capture *c, size_t *len);
+
+/* procmem.c: RSS and PSS of one process in kB (0 when gone). */
+void procmem_read(pid_t pid, uint64_t *rss_kb, uint64_t *pss_kb);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * runner.h - the Python side of running a call (private).
+ *
+ * A small helper module, compiled once in the mother and inherited by every
+ * child, does what is plainest in Python: loading a module from a file or
+ * source once per job, cwd and sys.path, seeding, forbidden modules, and
+ * formatting tracebacks. Values cross between C and Python through
+ * pyconv.h, never through a serialisation format.
+ */
+#ifndef REBOUND_RUNNER_H
+#define REBOUND_RUNNER_H
+
+#include <Python.h>
+#include <stdbool.h>
+
+#include "rebound_proto.h"
+
+/* Compile the helper module. Returns 0 or -1 with err. */
+int runner_init(rb_err *err);
+
+/* Per job, before its first call: TMPDIR, forbidden modules, seed.
+ * Returns 0 or -1 with a Python exception set. */
+int runner_prepare(const char *tmpdir, const rb_job *job);
+
+/*
+ * Run one call. module_path is the absolute file (NULL for source calls),
+ * cwd and paths are absolute. Returns a new (present, value) tuple, or NULL
+ * with the call's exception set.
+ */
+PyObject *runner_call(const char *module_path, const char *source, size_t source_len,
+                      const char *fcn, const char *cwd, PyObject *paths, PyObject *args,
+                      PyObject *kwargs);
+
+/* Take the pending exception and describe it. The strings are malloc'd
+ * (caller frees); never NULL. */
+void runner_take_exception(char **type, char **message, char **traceback);
+
+/* Flush sys.stdout/sys.stderr and C stdio so a call's output is in the
+ * capture pipe before its result is reported. */
+void runner_flush(void);
+
+#endif

@@ -1,0 +1,69 @@
+/*
+ * sandbox.h - isolation of a trampoline child (native mode).
+ *
+ * One file per concern, each applying one thing and reporting failure
+ * precisely:
+ *   sandbox_net.c      no network: a private network namespace, entered once
+ *                      by the mother so children inherit it for free; a
+ *                      seccomp rule on socket(AF_INET*) where the kernel
+ *                      refuses the namespace
+ *   sandbox_rlimits.c  address space, CPU, file size, open files, core, procs
+ *   sandbox_user.c     switch to the unprivileged --run-as user when root
+ *   sandbox_seccomp.c  deny ptrace, mount, namespaces, bpf, keyctl, perf,
+ *                      io_uring, modules, reboot, and leaving the process group
+ *   sandbox.c          the order they are applied in, and the report
+ */
+#ifndef REBOUND_SANDBOX_H
+#define REBOUND_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "rebound_proto.h"
+
+typedef struct sandbox_config {
+    int mem_limit_mb; /* address space a child may add to what it inherits */
+    bool allow_network;
+    const char *run_as; /* user to switch to when running as root */
+    bool strict;        /* a feature that cannot be applied fails the child */
+} sandbox_config;
+
+/* Prepared once in the mother, copied into every child by fork. */
+typedef struct sandbox_plan {
+    sandbox_config cfg;
+    bool netns; /* the mother entered a private network namespace */
+    char netns_error[512];
+    bool switch_user; /* running as root: children become run_as */
+    uid_t uid;
+    gid_t gid;
+    char user_error[512];
+    unsigned long base_vsz_kb; /* address space of the preloaded mother */
+} sandbox_plan;
+
+/* Mother, once, before any fork: enter the network namespace, look up the
+ * user, measure the address space. Never fails: what cannot be had is
+ * recorded in the plan and reported by every child. */
+void sandbox_prepare(const sandbox_config *cfg, sandbox_plan *plan);
+
+/* Zygote, before each fork: the child's private temporary directory,
+ * owned by the user it will run as. Returns 0 or -1 with err. */
+int sandbox_make_tmpdir(const sandbox_plan *plan, const char *path, rb_err *err);
+
+/* Child, before it reads a job. Writes what was applied (and what is
+ * missing) into report. Returns 0, or -1 with err when a feature failed
+ * and plan->cfg.strict is set. */
+int sandbox_apply(const sandbox_plan *plan, const char *tmpdir, char *report, size_t cap,
+                  rb_err *err);
+
+/* The pieces, in the order sandbox_apply uses them. Each returns 0 or -1
+ * with err saying which call failed and why. */
+int sandbox_net_enter(rb_err *err); /* mother */
+int sandbox_rlimits_apply(const sandbox_plan *plan, rb_err *err);
+int sandbox_user_switch(const sandbox_plan *plan, rb_err *err);
+int sandbox_seccomp_apply(bool deny_inet, rb_err *err);
+
+/* Lower RLIMIT_CPU once the job's wall limit is known. */
+void sandbox_limit_cpu(long long timeout_ms);
+
+#endif

@@ -1,0 +1,43 @@
+/* Resource limits of a child. */
+#include <errno.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "sandbox.h"
+
+#define CHILD_FSIZE (256ull << 20) /* largest file a job may write */
+#define CHILD_NOFILE 256
+#define CHILD_NPROC 128 /* processes of the run-as user, all slots together */
+
+static int set_limit(int resource, const char *name, rlim_t value, rb_err *err)
+{
+    struct rlimit rl = {value, value};
+    if (setrlimit(resource, &rl) == 0) return 0;
+    return rb_err_set(err, "setrlimit(%s): %s", name, strerror(errno));
+}
+
+int sandbox_rlimits_apply(const sandbox_plan *plan, rb_err *err)
+{
+    /* The limit is on what the job adds: the inherited interpreter with its
+     * preloaded libraries already maps a few hundred MB (and far more under
+     * AddressSanitizer, whose shadow memory is reserved up front). */
+    rlim_t as = ((rlim_t)plan->base_vsz_kb << 10) + ((rlim_t)plan->cfg.mem_limit_mb << 20);
+    if (set_limit(RLIMIT_AS, "RLIMIT_AS", as, err) != 0) return -1;
+    if (set_limit(RLIMIT_FSIZE, "RLIMIT_FSIZE", CHILD_FSIZE, err) != 0) return -1;
+    if (set_limit(RLIMIT_NOFILE, "RLIMIT_NOFILE", CHILD_NOFILE, err) != 0) return -1;
+    if (set_limit(RLIMIT_CORE, "RLIMIT_CORE", 0, err) != 0) return -1;
+    /* RLIMIT_NPROC counts every process of the real user: only meaningful
+     * once the child runs as its own unprivileged user. */
+    if (plan->switch_user && set_limit(RLIMIT_NPROC, "RLIMIT_NPROC", CHILD_NPROC, err) != 0)
+        return -1;
+    return 0;
+}
+
+void sandbox_limit_cpu(long long timeout_ms)
+{
+    /* A backstop behind the pool's wall clock: CPU time can only be at most
+     * the wall time, so one second over it never fires first. */
+    rlim_t secs = (rlim_t)(timeout_ms / 1000) + 2;
+    struct rlimit rl = {secs, secs + 1};
+    setrlimit(RLIMIT_CPU, &rl);
+}

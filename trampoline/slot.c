@@ -1,0 +1,392 @@
+/*
+ * slot.c - one slot: its zygote, the zygote's current child, and the job
+ * that child runs.
+ *
+ * The zygote's control socket says when a child is born (with the child's
+ * pipes) and how it ended; the child's own result pipe says when it is
+ * ready and what each call returned. A job ends when the child says "done",
+ * when its deadline passes (the child's process group is killed), or when
+ * the child dies first (crashed). None of these costs the zygote.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pool_internal.h"
+
+static short revents_of(const struct pollfd *fds, int n, int fd)
+{
+    for (int i = 0; fd >= 0 && i < n; i++)
+        if (fds[i].fd == fd) return fds[i].revents;
+    return 0;
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+}
+
+void slot_init(slot *s, rb_pool *pool, int idx)
+{
+    memset(s, 0, sizeof *s);
+    s->idx = idx;
+    s->pool = pool;
+    s->zctl = s->job_fd = s->result_fd = s->capture_fd = -1;
+    rb_framebuf_init(&s->rbuf, RB_FRAME_MAX);
+    capture_init(&s->cap, pool->cfg.max_output_bytes);
+    msgpack_sbuffer_init(&s->calls);
+}
+
+bool slot_is_free(const slot *s)
+{
+    return s->child_ready && !s->job && s->job_fd >= 0;
+}
+
+void slot_kill_child(slot *s)
+{
+    if (s->child_pid > 0) {
+        kill(-s->child_pid, SIGKILL);
+        kill(s->child_pid, SIGKILL);
+    }
+}
+
+/* The child is used up (or gone): forget it. Its zygote reports its end
+ * and forks the next one on its own. */
+static void forget_child(slot *s)
+{
+    close_fd(&s->job_fd);
+    close_fd(&s->result_fd);
+    close_fd(&s->capture_fd);
+    rb_framebuf_reset(&s->rbuf);
+    s->child_pid = 0;
+    s->child_ready = false;
+    s->child_due_ms = pool_now_ms() + s->pool->cfg.spawn_timeout_ms;
+}
+
+static void finish(slot *s, rb_status st, const char *etype, const char *emsg)
+{
+    pool_finish(s->pool, s, st, etype, emsg);
+    forget_child(s);
+}
+
+void slot_drop_zygote(slot *s, const char *why)
+{
+    rb_pool *pool = s->pool;
+    slot_kill_child(s);
+    if (s->job && s->ncalls == 0 && s->job->retries == 0) {
+        /* The zygote died under a job that had not reported anything: most
+         * likely the job was handed over just as the zygote went, so it has
+         * not run. Once, it goes back to the head of the queue. */
+        pool_job *job = s->job;
+        s->job = NULL;
+        job->retries++;
+        pool_requeue_front(pool, job);
+    } else if (s->job) {
+        finish(s, RB_STATUS_CRASHED, "Crashed", why);
+    }
+    forget_child(s);
+    if (s->zygote_pid > 0) kill(s->zygote_pid, SIGKILL); /* the mother reaps it */
+    close_fd(&s->zctl);
+    s->zygote_pid = 0;
+    s->failures++;
+    /* The first replacement is immediate; a zygote that keeps failing is
+     * retried ever more slowly, up to 5 s. */
+    int64_t delay = s->failures <= 1 ? 0 : 100LL << (s->failures < 7 ? s->failures - 2 : 5);
+    if (delay > 5000) delay = 5000;
+    s->respawn_at_ms = pool_now_ms() + delay;
+    pool_log(pool, "slot %d: replacing zygote: %s (retry in %lld ms)", s->idx, why,
+             (long long)delay);
+}
+
+int slot_pollfds(slot *s, struct pollfd *fds, int max)
+{
+    int n = 0;
+    if (s->zctl >= 0 && n < max) fds[n++] = (struct pollfd){s->zctl, POLLIN, 0};
+    if (s->result_fd >= 0 && n < max) fds[n++] = (struct pollfd){s->result_fd, POLLIN, 0};
+    if (s->job && s->capture_fd >= 0 && n < max)
+        fds[n++] = (struct pollfd){s->capture_fd, POLLIN, 0};
+    if (s->job && s->job_fd >= 0 && n < max) fds[n++] = (struct pollfd){s->job_fd, POLLOUT, 0};
+    return n;
+}
+
+int slot_timeout_ms(slot *s, int64_t now)
+{
+    int64_t due = -1;
+    if (s->job)
+        due = s->deadline_ms;
+    else if (s->zctl >= 0 && !s->child_ready)
+        due = s->child_due_ms;
+    else if (s->zctl < 0)
+        due = s->respawn_at_ms;
+    if (due < 0) return -1;
+    return due <= now ? 0 : (int)(due - now > 1000000 ? 1000000 : due - now);
+}
+
+/* Write as much of the job frame as the pipe takes now. */
+static void write_job(slot *s)
+{
+    pool_job *j = s->job;
+    size_t total = 4 + j->len;
+    while (s->job_written < total) {
+        const char *src;
+        size_t left;
+        if (s->job_written < 4) {
+            src = s->job_hdr + s->job_written;
+            left = 4 - s->job_written;
+        } else {
+            src = j->body + (s->job_written - 4);
+            left = total - s->job_written;
+        }
+        ssize_t n = write(s->job_fd, src, left);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN) close_fd(&s->job_fd); /* the child is gone: its exit says how */
+            return;
+        }
+        s->job_written += (size_t)n;
+    }
+    /* All written: the child reads to the end, and a closed pipe tells a
+     * child that never gets a job to retire. */
+    close_fd(&s->job_fd);
+}
+
+void slot_start_job(slot *s, pool_job *job)
+{
+    s->job = job;
+    s->job_written = 0;
+    s->job_hdr[0] = (char)(job->len >> 24);
+    s->job_hdr[1] = (char)(job->len >> 16);
+    s->job_hdr[2] = (char)(job->len >> 8);
+    s->job_hdr[3] = (char)job->len;
+    s->deadline_ms = pool_now_ms() + job->timeout_ms;
+    msgpack_sbuffer_clear(&s->calls);
+    s->ncalls = 0;
+    s->call_failed = false;
+    capture_reset(&s->cap);
+    write_job(s);
+}
+
+static void describe_exit(int status, char *buf, size_t cap)
+{
+    if (WIFSIGNALED(status))
+        snprintf(buf, cap, "killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else if (WIFEXITED(status))
+        snprintf(buf, cap, "exited with status %d", WEXITSTATUS(status));
+    else
+        snprintf(buf, cap, "ended with wait status %d", status);
+}
+
+/* One "call" frame: the child's report of a call, plus the output the call
+ * wrote, which is in the capture pipe by now (the child flushes before it
+ * reports). */
+static int take_call(slot *s, const msgpack_object *m)
+{
+    rb_pool *pool = s->pool;
+    if (s->capture_fd >= 0 && capture_drain(&s->cap, s->capture_fd) == 0) close_fd(&s->capture_fd);
+
+    msgpack_sbuffer val, args;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&val);
+    msgpack_sbuffer_init(&args);
+    rb_call_result cr = {0};
+    const msgpack_object *o = rb_map_get(m, "present");
+    cr.present = o && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean;
+    o = rb_map_get(m, "ms");
+    if (o && (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32))
+        cr.ms = o->via.f64;
+    if ((o = rb_map_get(m, "val"))) {
+        msgpack_packer_init(&pk, &val, msgpack_sbuffer_write);
+        msgpack_pack_object(&pk, *o);
+        cr.val = val.data;
+        cr.val_len = val.size;
+    }
+    if ((o = rb_map_get(m, "args"))) {
+        msgpack_packer_init(&pk, &args, msgpack_sbuffer_write);
+        msgpack_pack_object(&pk, *o);
+        cr.args = args.data;
+        cr.args_len = args.size;
+    }
+    char etype[128], emsg[4096], *etb = NULL;
+    const msgpack_object *e = rb_map_get(m, "error");
+    if (e && e->type == MSGPACK_OBJECT_MAP) {
+        ctl_get_str(e, "type", etype, sizeof etype);
+        ctl_get_str(e, "message", emsg, sizeof emsg);
+        const msgpack_object *tb = rb_map_get(e, "traceback");
+        if (tb && tb->type == MSGPACK_OBJECT_STR) etb = strndup(tb->via.str.ptr, tb->via.str.size);
+        cr.error_type = etype;
+        cr.error_message = emsg;
+        cr.error_traceback = etb ? etb : "";
+        s->call_failed = true;
+    }
+    size_t out_len = 0;
+    char *out = capture_utf8(&s->cap, &out_len);
+    cr.output = out ? out : "";
+    cr.output_len = out_len;
+    cr.truncated = s->cap.truncated;
+    int rc = rb_call_result_pack(&cr, pool->cfg.max_result_bytes, &s->calls);
+    s->ncalls++;
+    capture_reset(&s->cap);
+    free(out);
+    free(etb);
+    msgpack_sbuffer_destroy(&val);
+    msgpack_sbuffer_destroy(&args);
+    return rc;
+}
+
+/* A frame the child wrote on its result pipe. Returns -1 when the child
+ * broke the protocol. */
+static int take_frame(slot *s, const char *frame, size_t len)
+{
+    msgpack_unpacked unp;
+    char type[32];
+    int rc = 0;
+    if (ctl_parse(frame, len, &unp, type, sizeof type) != 0) {
+        rc = -1;
+    } else if (strcmp(type, "ready") == 0) {
+        char report[512];
+        ctl_get_str(&unp.data, "sandbox", report, sizeof report);
+        s->child_ready = true;
+        s->failures = 0;
+        pool_note_sandbox(s->pool, report);
+    } else if (strcmp(type, "setup_failed") == 0) {
+        char why[512];
+        ctl_get_str(&unp.data, "err", why, sizeof why);
+        pool_log(s->pool, "slot %d: child could not start: %s", s->idx, why);
+        free(s->pool->setup_error);
+        s->pool->setup_error = strdup(why);
+    } else if (strcmp(type, "call") == 0 && s->job) {
+        rc = take_call(s, &unp.data);
+    } else if (strcmp(type, "done") == 0 && s->job) {
+        finish(s, s->call_failed ? RB_STATUS_ERROR : RB_STATUS_OK, NULL, NULL);
+        rc = 1;
+    } else {
+        rc = -1;
+    }
+    msgpack_unpacked_destroy(&unp);
+    return rc;
+}
+
+/* Read the result pipe and act on every whole frame in it. */
+static void read_results(slot *s)
+{
+    for (;;) {
+        ssize_t n = rb_framebuf_fill(&s->rbuf, s->result_fd);
+        if (n == 0) {
+            close_fd(&s->result_fd); /* the exit report says the rest */
+            break;
+        }
+        if (n < 0) break;
+    }
+    const char *frame;
+    size_t len;
+    int got;
+    while ((got = rb_framebuf_next(&s->rbuf, &frame, &len)) == 1) {
+        int rc = take_frame(s, frame, len);
+        if (rc == 1) return; /* done: the rest of this child does not matter */
+        if (rc < 0) {
+            got = -1;
+            break;
+        }
+    }
+    if (got < 0) {
+        slot_kill_child(s);
+        if (s->job)
+            finish(s, RB_STATUS_CRASHED, "Crashed", "the child broke the result protocol");
+        else
+            forget_child(s);
+    }
+}
+
+static void take_zygote_msg(slot *s, const char *payload, size_t len, int *fds, int nfds)
+{
+    msgpack_unpacked unp;
+    char type[32];
+    if (ctl_parse(payload, len, &unp, type, sizeof type) != 0) {
+        for (int i = 0; i < nfds; i++)
+            close(fds[i]);
+        msgpack_unpacked_destroy(&unp);
+        slot_drop_zygote(s, "unreadable control message");
+        return;
+    }
+    pid_t pid = (pid_t)ctl_get_int(&unp.data, "pid", 0);
+    if (strcmp(type, "child") == 0 && nfds == 3) {
+        slot_kill_child(s);
+        forget_child(s);
+        s->child_pid = pid;
+        s->job_fd = fds[0];
+        s->result_fd = fds[1];
+        s->capture_fd = fds[2];
+        for (int i = 0; i < 3; i++)
+            fcntl(fds[i], F_SETFL, O_NONBLOCK);
+    } else if (strcmp(type, "exit") == 0) {
+        for (int i = 0; i < nfds; i++)
+            close(fds[i]);
+        int status = (int)ctl_get_int(&unp.data, "status", 0);
+        if (pid == s->child_pid && pid > 0) {
+            char how[160];
+            describe_exit(status, how, sizeof how);
+            if (s->result_fd >= 0) read_results(s); /* it may have finished after all */
+            if (s->job && s->child_pid == pid) {
+                if (s->capture_fd >= 0) capture_drain(&s->cap, s->capture_fd);
+                finish(s, RB_STATUS_CRASHED, "Crashed", how);
+            } else if (s->child_pid == pid) {
+                if (!s->child_ready) s->failures++;
+                pool_log(s->pool, "slot %d: idle child %d %s", s->idx, (int)pid, how);
+                forget_child(s);
+            }
+        }
+    } else {
+        for (int i = 0; i < nfds; i++)
+            close(fds[i]);
+    }
+    msgpack_unpacked_destroy(&unp);
+}
+
+void slot_process(slot *s, const struct pollfd *fds, int n, int64_t now)
+{
+    rb_pool *pool = s->pool;
+    /* Zygote messages first: a child's "exit" must be seen before anything
+     * of the next child. */
+    if (s->zctl >= 0 && revents_of(fds, n, s->zctl)) {
+        for (;;) {
+            int got[CTL_MAX_FDS], ngot = 0;
+            ssize_t len = ctl_recv(s->zctl, pool->msg, sizeof pool->msg, got, &ngot);
+            if (len < 0 && errno == EAGAIN) break;
+            if (len <= 0) {
+                slot_drop_zygote(s, len == 0 ? "zygote exited" : strerror(errno));
+                return;
+            }
+            take_zygote_msg(s, pool->msg + 4, (size_t)len, got, ngot);
+        }
+    }
+    if (s->result_fd >= 0 && revents_of(fds, n, s->result_fd)) read_results(s);
+    if (s->job && s->capture_fd >= 0 && revents_of(fds, n, s->capture_fd)) {
+        if (capture_drain(&s->cap, s->capture_fd) == 0) close_fd(&s->capture_fd);
+    }
+    if (s->job && s->job_fd >= 0 && revents_of(fds, n, s->job_fd)) write_job(s);
+
+    if (s->job && now >= s->deadline_ms) {
+        /* Calls that completed right at the deadline still count. */
+        if (s->result_fd >= 0) read_results(s);
+        if (s->job) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "the job exceeded its %lld ms wall limit",
+                     (long long)s->job->timeout_ms);
+            slot_kill_child(s);
+            finish(s, RB_STATUS_TIMEOUT, "Timeout", msg);
+        }
+    } else if (s->zctl >= 0 && !s->child_ready && !s->job && now >= s->child_due_ms) {
+        char why[96];
+        snprintf(why, sizeof why, "no ready child within %d ms", pool->cfg.spawn_timeout_ms);
+        slot_drop_zygote(s, why);
+    }
+    if (s->zctl < 0 && now >= s->respawn_at_ms && pool_request_zygote(pool, s) == 0)
+        s->child_due_ms = now + pool->cfg.spawn_timeout_ms;
+}

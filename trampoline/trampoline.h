@@ -1,0 +1,59 @@
+/*
+ * trampoline.h - the rebound-trampoline program (private to trampoline/).
+ *
+ * One process tree per pool:
+ *
+ *   pool (in the consumer)
+ *    `- mother      imports the preload list once, then only forks zygotes
+ *        `- zygote  one per slot; keeps one child forked and ready
+ *            `- child   sandboxes itself, runs one job, exits
+ *
+ * Zygotes are forked from the mother rather than started cold, so they
+ * share the preloaded interpreter's pages and replacing one costs a fork.
+ * The zygote never runs user code: it forks, reaps, reports, and hands each
+ * new child's pipes to the pool, which then talks to the child directly.
+ */
+#ifndef REBOUND_TRAMPOLINE_H
+#define REBOUND_TRAMPOLINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "rebound_proto.h"
+#include "sandbox.h"
+
+typedef struct tr_config {
+    int control_fd;        /* SOCK_SEQPACKET to the pool */
+    const char *code_root; /* absolute, resolved */
+    bool native;           /* sandbox children */
+    const char *preload;   /* comma list */
+    size_t max_result_bytes;
+    sandbox_config sandbox;
+} tr_config;
+
+/* main.c: everything the forked processes need, set up once by the mother. */
+typedef struct tr_state {
+    tr_config cfg;
+    sandbox_plan plan;         /* prepared once, applied in every child */
+    char preload_failed[1024]; /* "name: reason; ..." */
+    pid_t mother_pid;
+    pid_t zygote_pid; /* set in each zygote */
+} tr_state;
+
+/* mother.c: serve spawn requests until the pool goes away. Returns the
+ * process exit code. */
+int mother_run(tr_state *st);
+
+/* zygote.c: keep one ready child for the pool on zctl. Never returns. */
+void zygote_run(tr_state *st, int slot, int zctl) __attribute__((noreturn));
+
+/* child.c: sandbox, announce readiness, run one job, exit. Never returns. */
+void child_run(tr_state *st, int job_fd, int result_fd, int capture_fd, const char *tmpdir)
+    __attribute__((noreturn));
+
+/* Log one line to stderr with the process role and pid. */
+void tr_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+extern const char *tr_role;
+
+#endif

@@ -1,0 +1,224 @@
+/*
+ * zygote.c - keeps one ready child per slot.
+ *
+ * For every child it makes three fresh pipes (job, result, capture), forks,
+ * and hands the pool the far ends over its control socket, so the pool
+ * talks to each child directly and nothing one child left in a pipe can be
+ * mistaken for the next child's. When the child ends, the zygote kills
+ * whatever the child left running in its process group, reports how it
+ * ended, and forks the next one before cleaning up after the last.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <Python.h>
+
+#include "ctl.h"
+#include "trampoline.h"
+
+/* Where a protocol fd lands in the child: high, and not 0-2. */
+#define CHILD_FD_BASE 200
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    if (flag == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+static void remove_tree(const char *path)
+{
+    if (path[0]) nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+static void send_msg(int zctl, const char *type, long long pid, long long status, const int *fds,
+                     int nfds)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, status >= 0 ? 3 : 2);
+    rb_pack_key(&pk, "t");
+    rb_pack_cstr(&pk, type);
+    rb_pack_key(&pk, "pid");
+    msgpack_pack_int64(&pk, pid);
+    if (status >= 0) {
+        rb_pack_key(&pk, "status");
+        msgpack_pack_int64(&pk, status);
+    }
+    int rc = ctl_send_sbuf(zctl, &sb, fds, nfds);
+    msgpack_sbuffer_destroy(&sb);
+    if (rc != 0) _exit(0); /* the pool is gone */
+}
+
+static void kill_group(pid_t pid)
+{
+    if (pid > 0) {
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+    }
+}
+
+/* Move fd to a free descriptor >= base (inheritable: the child needs it). */
+static int move_high(int fd, int base)
+{
+    int high = fcntl(fd, F_DUPFD, base);
+    close(fd);
+    return high;
+}
+
+static pid_t spawn_child(tr_state *st, int slot, int zctl, int sigfd, const char *tmpdir)
+{
+    int job[2], res[2], cap[2];
+    if (pipe2(job, O_CLOEXEC) != 0) return -1;
+    if (pipe2(res, O_CLOEXEC) != 0) {
+        close(job[0]);
+        close(job[1]);
+        return -1;
+    }
+    if (pipe2(cap, O_CLOEXEC) != 0) {
+        close(job[0]);
+        close(job[1]);
+        close(res[0]);
+        close(res[1]);
+        return -1;
+    }
+
+    PyOS_BeforeFork();
+    pid_t pid = fork();
+    if (pid == 0) {
+        PyOS_AfterFork_Child();
+        /* Own process group first, so the pool and the zygote can kill
+         * everything the job starts with one signal. */
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(zctl);
+        close(sigfd);
+        close(job[1]);
+        close(res[0]);
+        close(cap[0]);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        int jfd = move_high(job[0], CHILD_FD_BASE + (slot * 7) % 50);
+        int rfd = move_high(res[1], CHILD_FD_BASE + 60 + (slot * 11) % 50);
+        /* Not inherited by anything the job executes. */
+        fcntl(jfd, F_SETFD, FD_CLOEXEC);
+        fcntl(rfd, F_SETFD, FD_CLOEXEC);
+        child_run(st, jfd, rfd, cap[1], tmpdir);
+    }
+    PyOS_AfterFork_Parent();
+    close(job[0]);
+    close(res[1]);
+    close(cap[1]);
+    if (pid < 0) {
+        close(job[1]);
+        close(res[0]);
+        close(cap[0]);
+        return -1;
+    }
+    /* Also set from this side: whichever runs first, the group exists
+     * before anyone may need to signal it. */
+    setpgid(pid, pid);
+    int fds[3] = {job[1], res[0], cap[0]};
+    send_msg(zctl, "child", pid, -1, fds, 3);
+    close(job[1]);
+    close(res[0]);
+    close(cap[0]);
+    return pid;
+}
+
+void zygote_run(tr_state *st, int slot, int zctl)
+{
+    tr_role = "zygote";
+    st->zygote_pid = getpid();
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != st->mother_pid) _exit(0);
+    /* Orphans of a job re-parent to us, so we reap them rather than init. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, NULL);
+    int sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sigfd < 0) {
+        tr_log("signalfd: %s", strerror(errno));
+        _exit(1);
+    }
+
+    pid_t child = 0;
+    unsigned long seq = 0;
+    char tmpdir[128] = "", stale[128] = "";
+    int failures = 0;
+
+    for (;;) {
+        if (child == 0) {
+            rb_err err = {{0}};
+            snprintf(tmpdir, sizeof tmpdir, "/tmp/rebound-%d-%lu", (int)getpid(), seq++);
+            if (st->cfg.native ? sandbox_make_tmpdir(&st->plan, tmpdir, &err) != 0
+                               : mkdir(tmpdir, 0700) != 0) {
+                tr_log("slot %d: %s", slot, err.msg[0] ? err.msg : strerror(errno));
+                _exit(1);
+            }
+            child = spawn_child(st, slot, zctl, sigfd, tmpdir);
+            if (child < 0) {
+                tr_log("slot %d: fork: %s", slot, strerror(errno));
+                remove_tree(tmpdir);
+                child = 0;
+                /* The pool replaces a zygote whose child does not appear. */
+                if (++failures > 50) _exit(1);
+                poll(NULL, 0, 10 * failures);
+                continue;
+            }
+            failures = 0;
+            /* The last child's files go only now, off the path to the next
+             * job. */
+            remove_tree(stale);
+            stale[0] = '\0';
+        }
+
+        struct pollfd pfd[2] = {{zctl, POLLIN, 0}, {sigfd, POLLIN, 0}};
+        if (poll(pfd, 2, -1) < 0 && errno != EINTR) _exit(1);
+
+        if (pfd[0].revents) {
+            char buf[256];
+            ssize_t n = ctl_recv(zctl, buf, sizeof buf, NULL, NULL);
+            if (n == 0 || (n < 0 && errno != EAGAIN)) {
+                /* The pool is gone (or replacing us): take the child along. */
+                kill_group(child);
+                remove_tree(tmpdir);
+                _exit(0);
+            }
+        }
+        if (pfd[1].revents) {
+            struct signalfd_siginfo si;
+            while (read(sigfd, &si, sizeof si) > 0) {
+            }
+            int status;
+            pid_t pid;
+            while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+                if (pid != child) continue; /* an orphan of a job */
+                kill_group(child);
+                send_msg(zctl, "exit", pid, status, NULL, 0);
+                snprintf(stale, sizeof stale, "%s", tmpdir);
+                child = 0;
+            }
+        }
+    }
+}
