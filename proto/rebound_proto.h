@@ -63,7 +63,10 @@ void rb_limits_default(rb_limits *lim);
  * Walk buf once without allocating: every declared str/bin/array/map length
  * must fit in the bytes that remain, nesting depth <= max_depth (the top
  * level is depth 1), no ext types, exactly one object with no trailing
- * bytes. Returns 0 when acceptable, -1 with err set otherwise. Runs in
+ * bytes. Returns 0 when acceptable, -1 with err set otherwise ("truncated
+ * str at offset 3", "nesting deeper than 32", "ext type at offset 7",
+ * "4 trailing bytes", "empty input"; rb_job_decode prefixes these with
+ * "body is not valid msgpack: "). max_depth must be 1..1024. Runs in
  * O(len) time and O(1) memory whatever the input declares.
  */
 int rb_msgpack_check(const void *buf, size_t len, int max_depth, rb_err *err);
@@ -71,12 +74,12 @@ int rb_msgpack_check(const void *buf, size_t len, int max_depth, rb_err *err);
 /* ---- jobs ----------------------------------------------------------------- */
 
 typedef struct rb_call {
-    char *fcn;          /* a Python identifier */
-    char *file;         /* relative path under the code root, or NULL */
-    char *source;       /* inline module source (NUL-terminated), or NULL */
-    size_t source_len;  /* bytes in source, excluding the NUL */
-    char *cwd;          /* relative to the code root, or NULL */
-    char **paths;       /* npaths relative paths, or NULL */
+    char *fcn;         /* a Python identifier */
+    char *file;        /* relative path under the code root, or NULL */
+    char *source;      /* inline module source (NUL-terminated), or NULL */
+    size_t source_len; /* bytes in source, excluding the NUL */
+    char *cwd;         /* relative to the code root, or NULL */
+    char **paths;      /* npaths relative paths, or NULL */
     size_t npaths;
     msgpack_object args;   /* always an array (empty when absent) */
     msgpack_object kwargs; /* a map with str keys, or nil when absent */
@@ -97,17 +100,19 @@ typedef struct rb_job {
 } rb_job;
 
 /*
- * Validate and decode a job body. On success returns 0 and *out is a new job
- * owned by the caller (free with rb_job_free). On failure returns -1, *out is
- * NULL and err says why, naming the key path. When the failure happened
- * after the id was read, *id_out (if not NULL) receives a malloc'd copy of
- * the id for the rejection result (caller frees); otherwise NULL.
+ * Validate and decode a job body (lim NULL: the defaults). The job keeps its
+ * own copy of the body, so body may be freed at once. On success returns 0
+ * and *out is a new job owned by the caller (free with rb_job_free). On
+ * failure returns -1, *out is NULL and err says why, naming the key path.
+ * When the failure happened after the id was read, *id_out (if not NULL)
+ * receives a malloc'd copy of the id for the rejection result (caller
+ * frees); otherwise NULL.
  *
  * Path rules checked here are lexical: relative, no ".." component, no
  * empty path. Symlinks are checked by rb_job_check_paths.
  */
-int rb_job_decode(const void *body, size_t len, const rb_limits *lim, rb_job **out,
-                  char **id_out, rb_err *err);
+int rb_job_decode(const void *body, size_t len, const rb_limits *lim, rb_job **out, char **id_out,
+                  rb_err *err);
 
 /*
  * Check that every call's file, cwd and paths, resolved with symlinks under
@@ -151,7 +156,9 @@ typedef struct rb_result {
     size_t ncalls;
 } rb_result;
 
-/* Pack r into sbuf (appending). Returns 0, or -1 on allocation failure. */
+/* Pack r into sbuf (appending). Returns 0, or -1 on allocation failure (sbuf
+ * is then left as it was). Text that is not UTF-8 is packed with U+FFFD in
+ * place of the bad bytes, here and in every packer below. */
 int rb_result_pack(const rb_result *r, msgpack_sbuffer *sbuf);
 
 /* Convenience: a complete `rejected` result for a body that failed
@@ -162,7 +169,9 @@ int rb_result_pack_rejected(const char *id, const char *worker, const char *mess
 /*
  * One call result as the child packs it. `val` and `args` are already
  * packed msgpack objects (or NULL). When packing would exceed max_bytes the
- * val/args are dropped and error becomes ValueError "result too large".
+ * val/args are dropped and error becomes ValueError "result too large" (and
+ * if that still does not fit, output is shortened and truncated set).
+ * max_bytes 0: no limit. Appends to sbuf; same return convention.
  */
 typedef struct rb_call_result {
     bool present;
