@@ -12,6 +12,13 @@
  *   P:worker:<id>  hash of the rb_hb_info fields plus beat_ms, PEXPIRE 3 x interval
  *   P:workers      sorted set, member <id>, score beat_ms; members older than
  *                  10 x interval are removed by every writer.
+ *
+ * Outages are reported on stderr, one line each: "heartbeat: redis ADDR
+ * unreachable: REASON; retrying" once per outage, then "heartbeat: redis
+ * reachable again". SIGPIPE from a vanished Redis is absorbed internally.
+ * Host names are resolved by hiredis inside the (otherwise non-blocking)
+ * connect: give an IP address or an /etc/hosts name when a slow DNS must
+ * not stall the caller.
  */
 #ifndef REBOUND_HEALTH_H
 #define REBOUND_HEALTH_H
@@ -55,35 +62,50 @@ typedef struct rb_redis_url {
     int db;
 } rb_redis_url;
 
-/* Parse redis://[:password@]host[:port][/db] or unix:///path. Returns 0 or
- * -1 with err naming what is wrong. */
+/* Parse redis://[[default]:password@]host[:port][/db] (IPv6 as [addr]) or
+ * unix://[[default]:password@]/path[?db=N]; the password may be
+ * %-encoded. Returns 0 or -1 with err naming what is wrong (never echoing
+ * the password). */
 int rb_redis_url_parse(const char *url, rb_redis_url *out, rb_err *err);
 
 typedef struct rb_heartbeat rb_heartbeat;
 
 /* Create (does not connect yet; the first connect happens in
- * rb_heartbeat_process). url must be non-empty; fill/ctx are kept.
- * Returns NULL with err set for a bad URL. Free with rb_heartbeat_free. */
+ * rb_heartbeat_process). url must be non-empty, prefix non-empty (at most
+ * 200 bytes), interval_ms > 0; fill/ctx are kept. fill is called for each
+ * beat sent (not for skipped ones) and by rb_heartbeat_stop; it must set
+ * info->id (without one, nothing is sent).
+ * Returns NULL with err set for bad arguments. Free with rb_heartbeat_free. */
 rb_heartbeat *rb_heartbeat_new(const char *url, const char *prefix, int interval_ms,
                                rb_hb_fill_fn fill, void *ctx, rb_err *err);
 
-/* The fd to poll (events set), or 0 when there is nothing to poll now. */
+/* Returns 1 with *pfd set (fd, events) when there is an fd to poll, or 0
+ * with pfd->fd = -1 (which poll() ignores) when there is nothing to poll now.
+ * Call again before every poll(): the fd changes on reconnect. */
 int rb_heartbeat_pollfd(rb_heartbeat *hb, struct pollfd *pfd);
 
 /* Milliseconds until rb_heartbeat_process must run again (>= 0). */
 int rb_heartbeat_timeout_ms(rb_heartbeat *hb);
 
-/* Handle I/O on the fd (pfd may be NULL when it was not polled) and send a
- * beat when one is due. Never blocks. */
+/* Handle I/O on the fd (pfd: the entry after poll(), or NULL when it was
+ * not polled) and send a beat when one is due; also handles timeouts and
+ * reconnects. Never blocks. */
 void rb_heartbeat_process(rb_heartbeat *hb, const struct pollfd *pfd);
 
-/* Send a beat now, regardless of the interval (e.g. on a state change). */
+/* Send a beat now, regardless of the interval (e.g. on a state change).
+ * While disconnected or while a beat is in flight, it goes out as soon as
+ * that is over. Never blocks. */
 void rb_heartbeat_beat_now(rb_heartbeat *hb);
 
 /* Warm shutdown: write state=stopped, then delete the hash and the sorted
- * set member. Blocks at most timeout_ms. Returns 0 when Redis confirmed. */
+ * set member. Blocks at most timeout_ms. Returns 0 when Redis confirmed
+ * (-1 is also logged on stderr). Uses the heartbeat's own connection, so a
+ * beat still in flight lands before the delete. Afterwards the heartbeat is
+ * inert (no fd, no beats; timeout INT_MAX); free it with rb_heartbeat_free. */
 int rb_heartbeat_stop(rb_heartbeat *hb, int timeout_ms);
 
+/* Close the connection and free; NULL is fine. Without a prior stop (or
+ * after a crash) the hash expires after 3 intervals. */
 void rb_heartbeat_free(rb_heartbeat *hb);
 
 #endif
