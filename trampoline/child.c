@@ -38,6 +38,30 @@ static void send_sbuf(const msgpack_sbuffer *sb)
     if (rb_frame_write(result_fd, sb->data, sb->size) != 0) _exit(71);
 }
 
+/* Call reports wait here until the next call starts (or the job ends), so
+ * the last report and "done" leave in one write: one wake-up of the pool. */
+static msgpack_sbuffer outbox;
+
+static void queue_sbuf(const msgpack_sbuffer *sb)
+{
+    unsigned char hdr[4] = {(unsigned char)(sb->size >> 24), (unsigned char)(sb->size >> 16),
+                            (unsigned char)(sb->size >> 8), (unsigned char)sb->size};
+    msgpack_sbuffer_write(&outbox, (const char *)hdr, 4);
+    msgpack_sbuffer_write(&outbox, sb->data, sb->size);
+}
+
+static void flush_outbox(void)
+{
+    size_t off = 0;
+    while (off < outbox.size) {
+        ssize_t n = write(result_fd, outbox.data + off, outbox.size - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) _exit(71);
+        off += (size_t)n;
+    }
+    msgpack_sbuffer_clear(&outbox);
+}
+
 static void send_simple(const char *type, const char *key, const char *val, long long pid)
 {
     msgpack_sbuffer sb;
@@ -192,7 +216,7 @@ static void send_call(const call_outcome *o)
         small.etb = "";
         send_call(&small);
     } else {
-        send_sbuf(&sb);
+        queue_sbuf(&sb);
     }
     msgpack_sbuffer_destroy(&sb);
 }
@@ -210,6 +234,7 @@ static void run_job(tr_state *st, const rb_job *job, const char *tmpdir)
         call_outcome o = {0};
         msgpack_sbuffer_init(&o.val);
         msgpack_sbuffer_init(&o.args);
+        flush_outbox(); /* the calls before this one are reported */
         run_call(st, &job->calls[i], tmpdir, &o);
         runner_flush();
         send_call(&o);
@@ -272,6 +297,7 @@ void child_run(tr_state *st, int job_fd, int res_fd, int capture_fd, const char 
     free(body);
     sandbox_limit_cpu(job->timeout_ms);
 
+    msgpack_sbuffer_init(&outbox);
     run_job(st, job, tmpdir);
     rb_job_free(job);
 
@@ -282,7 +308,8 @@ void child_run(tr_state *st, int job_fd, int res_fd, int capture_fd, const char 
     msgpack_pack_map(&pk, 1);
     rb_pack_key(&pk, "t");
     rb_pack_cstr(&pk, "done");
-    send_sbuf(&sb);
+    queue_sbuf(&sb);
+    flush_outbox();
     msgpack_sbuffer_destroy(&sb);
     /* No interpreter teardown: the process is thrown away, and finalizers of
      * user objects must not run after the result is reported. */

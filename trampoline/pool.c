@@ -189,8 +189,6 @@ int pool_request_zygote(rb_pool *pool, slot *s)
     fcntl(sv[0], F_SETFL, O_NONBLOCK);
     s->zctl = sv[0];
     s->zygote_pid = 0;
-    if (s->failures > 0 || pool->jobs[RB_STATUS_OK] + pool->zygote_restarts > 0)
-        pool->zygote_restarts++;
     return 0;
 }
 

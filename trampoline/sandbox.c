@@ -42,6 +42,11 @@ void sandbox_prepare(const sandbox_config *cfg, sandbox_plan *plan)
                      pw ? "run-as user is root" : "run-as user does not exist");
         }
     }
+    /* Without a network namespace the filter also refuses inet sockets. */
+    plan->bpf_denies_inet = !plan->netns && !cfg->allow_network;
+    rb_err err = {{0}};
+    if (sandbox_seccomp_build(plan->bpf_denies_inet, plan, &err) != 0)
+        snprintf(plan->seccomp_error, sizeof plan->seccomp_error, "%s", err.msg);
     /* Measured after the preload (the caller's order): what children inherit. */
     plan->base_vsz_kb = own_vsz_kb();
 }
@@ -100,11 +105,9 @@ int sandbox_apply(const sandbox_plan *plan, const char *tmpdir, char *report, si
         add(missing, sizeof missing, step.msg);
     }
 
-    /* Last: from here on the child cannot undo any of the above. Without a
-     * network namespace the filter also refuses inet sockets. */
-    bool deny_inet = !plan->netns && !plan->cfg.allow_network;
-    if (sandbox_seccomp_apply(deny_inet, &step) == 0) {
-        add(report, cap, deny_inet ? "seccomp,seccomp-inet" : "seccomp");
+    /* Last: from here on the child cannot undo any of the above. */
+    if (sandbox_seccomp_apply(plan, &step) == 0) {
+        add(report, cap, plan->bpf_denies_inet ? "seccomp,seccomp-inet" : "seccomp");
     } else {
         add(missing, sizeof missing, step.msg);
     }

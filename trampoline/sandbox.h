@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <linux/filter.h>
 #include <sys/types.h>
 
 #include "rebound_proto.h"
@@ -39,6 +40,10 @@ typedef struct sandbox_plan {
     gid_t gid;
     char user_error[512];
     unsigned long base_vsz_kb; /* address space of the preloaded mother */
+    struct sock_filter *bpf;   /* the seccomp program, or NULL */
+    unsigned short bpf_len;
+    bool bpf_denies_inet;
+    char seccomp_error[512];
 } sandbox_plan;
 
 /* Mother, once, before any fork: enter the network namespace, look up the
@@ -61,7 +66,8 @@ int sandbox_apply(const sandbox_plan *plan, const char *tmpdir, char *report, si
 int sandbox_net_enter(rb_err *err); /* mother */
 int sandbox_rlimits_apply(const sandbox_plan *plan, rb_err *err);
 int sandbox_user_switch(const sandbox_plan *plan, rb_err *err);
-int sandbox_seccomp_apply(bool deny_inet, rb_err *err);
+int sandbox_seccomp_build(bool deny_inet, sandbox_plan *plan, rb_err *err); /* mother */
+int sandbox_seccomp_apply(const sandbox_plan *plan, rb_err *err);
 
 /* Lower RLIMIT_CPU once the job's wall limit is known. */
 void sandbox_limit_cpu(long long timeout_ms);

@@ -3,7 +3,13 @@
  * job sees an ordinary OSError and its result says what happened. */
 #include <errno.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <seccomp.h>
 
@@ -47,7 +53,9 @@ static const char *const denied[] = {
     "setpgid",
 };
 
-int sandbox_seccomp_apply(bool deny_inet, rb_err *err)
+/* Build the filter with libseccomp and keep its BPF program: generating it
+ * costs far more than installing it, and only installing happens per child. */
+int sandbox_seccomp_build(bool deny_inet, sandbox_plan *plan, rb_err *err)
 {
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
     if (!ctx) return rb_err_set(err, "seccomp_init failed");
@@ -80,9 +88,35 @@ int sandbox_seccomp_apply(bool deny_inet, rb_err *err)
         seccomp_release(ctx);
         return rb_err_set(err, "seccomp rule %s: %s", what, strerror(-rc));
     }
-    what = "load";
-    rc = seccomp_load(ctx);
+    int fd = memfd_create("rebound-seccomp", MFD_CLOEXEC);
+    if (fd < 0) {
+        seccomp_release(ctx);
+        return rb_err_set(err, "memfd_create: %s", strerror(errno));
+    }
+    rc = seccomp_export_bpf(ctx, fd);
     seccomp_release(ctx);
-    if (rc != 0) return rb_err_set(err, "seccomp_load: %s", strerror(-rc));
+    off_t size = rc == 0 ? lseek(fd, 0, SEEK_END) : -1;
+    if (size <= 0 || size % sizeof(struct sock_filter) != 0) {
+        close(fd);
+        return rb_err_set(err, "seccomp_export_bpf: %s", rc ? strerror(-rc) : "empty program");
+    }
+    plan->bpf = malloc((size_t)size);
+    if (!plan->bpf || pread(fd, plan->bpf, (size_t)size, 0) != size) {
+        close(fd);
+        free(plan->bpf);
+        plan->bpf = NULL;
+        return rb_err_set(err, "seccomp: cannot read the exported program");
+    }
+    close(fd);
+    plan->bpf_len = (unsigned short)(size / sizeof(struct sock_filter));
+    return 0;
+}
+
+int sandbox_seccomp_apply(const sandbox_plan *plan, rb_err *err)
+{
+    if (!plan->bpf) return rb_err_set(err, "seccomp: %s", plan->seccomp_error);
+    struct sock_fprog prog = {.len = plan->bpf_len, .filter = plan->bpf};
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
+        return rb_err_set(err, "seccomp(SECCOMP_SET_MODE_FILTER): %s", strerror(errno));
     return 0;
 }

@@ -95,6 +95,7 @@ void slot_drop_zygote(slot *s, const char *why)
     close_fd(&s->zctl);
     s->zygote_pid = 0;
     s->failures++;
+    pool->zygote_restarts++;
     /* The first replacement is immediate; a zygote that keeps failing is
      * retried ever more slowly, up to 5 s. */
     int64_t delay = s->failures <= 1 ? 0 : 100LL << (s->failures < 7 ? s->failures - 2 : 5);

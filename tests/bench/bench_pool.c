@@ -96,6 +96,33 @@ static void latency(rb_pool *pool, const char *json, int jobs, double *p50, doub
     free(body);
 }
 
+/* CPU time (user + system, ms) used by pid and all its descendants, live
+ * or reaped: on a loaded machine this stays honest where wall time does not. */
+static double tree_cpu_ms(pid_t pid)
+{
+    char path[96], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    unsigned long long ut = 0, st = 0, cut = 0, cst = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &ut,
+                     &st, &cut, &cst) != 4)
+        return 0;
+    double ms = (double)(ut + st + cut + cst) * 1000.0 / sysconf(_SC_CLK_TCK);
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    f = fopen(path, "r");
+    int child;
+    while (f && fscanf(f, "%d", &child) == 1) ms += tree_cpu_ms(child);
+    if (f) fclose(f);
+    return ms;
+}
+
+static double cpu_per_job;
+
 /* Throughput: all jobs queued at once, time to drain. */
 static double throughput(rb_pool *pool, const char *json, int jobs)
 {
@@ -107,11 +134,13 @@ static double throughput(rb_pool *pool, const char *json, int jobs)
     rb_err err;
     rb_job_decode(body, len, &lim, &job, NULL, &err);
     collect c = {.pool = pool, .want = jobs};
+    double cpu0 = tree_cpu_ms(getpid());
     double t0 = now_ms();
     for (int i = 0; i < jobs; i++)
         rb_pool_submit(pool, (uint64_t)i, body, len, job);
     harness_drive(pool, 600000, collected, &c);
     double secs = (now_ms() - t0) / 1e3;
+    cpu_per_job = (tree_cpu_ms(getpid()) - cpu0) / (c.got ? c.got : 1);
     if (c.failed) fprintf(stderr, "bench: %d jobs failed\n", c.failed);
     rb_job_free(job);
     free(body);
@@ -228,6 +257,7 @@ int main(int argc, char **argv)
     rb_pool *two = harness_pool(mode, 2, root, NULL);
     harness_drive(two, 10000, all_ready, two);
     double rate = throughput(two, JOB, jobs);
+    double cpu_trivial = cpu_per_job;
     harness_drive(two, 10000, all_ready, two);
     double nprate = throughput(two, NP_JOB, jobs / 2);
     rb_pool_free(two);
@@ -241,6 +271,9 @@ int main(int argc, char **argv)
     printf("| latency p99 (ms), 1 slot            | %.3f | %.1f | %.0fx |\n", p99, n99, n99 / p99);
     printf("| jobs/s, 2 slots                     | %.0f | %.1f | %.0fx |\n", rate, nrate2,
            rate / nrate2);
+    printf("| CPU per job, all processes (ms)     | %.2f | - | - |\n", cpu_trivial);
+    printf("| jobs/s that CPU allows on %ld cores  | %.0f | - | - |\n",
+           sysconf(_SC_NPROCESSORS_ONLN), sysconf(_SC_NPROCESSORS_ONLN) * 1000.0 / cpu_trivial);
     printf("\n| small numpy job (50x50 matmul)      | rebound pool |\n|---|---:|\n");
     printf("| latency p50 (ms), 1 slot            | %.3f |\n", np50);
     printf("| latency p99 (ms), 1 slot            | %.3f |\n", np99);
