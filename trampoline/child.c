@@ -279,6 +279,9 @@ void child_run(tr_state *st, int job_fd, int res_fd, int capture_fd, const char 
     close(devnull);
     close(capture_fd);
 
+    /* The same kind of work the job will do, done now: the pages it writes
+     * are copied from the zygote before the job arrives, not on its time. */
+    runner_warm(tmpdir);
     send_simple("ready", "sandbox", report, (long long)getpid());
 
     void *body = NULL;

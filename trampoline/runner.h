@@ -35,6 +35,11 @@ PyObject *runner_call(const char *module_path, const char *source, size_t source
  * (caller frees); never NULL. */
 void runner_take_exception(char **type, char **message, char **traceback);
 
+/* Run the job path once on a dummy call, before the job arrives: the
+ * pages it writes are copied from the zygote now rather than on the job's
+ * time. */
+void runner_warm(const char *tmpdir);
+
 /* Flush sys.stdout/sys.stderr and C stdio so a call's output is in the
  * capture pipe before its result is reported. */
 void runner_flush(void);
