@@ -203,8 +203,12 @@ int main(int argc, char **argv)
         tr_log("%s", err.msg);
         return 1;
     }
+    tmpdir_sweep_orphans();
     if (st.cfg.native) sandbox_prepare(&st.cfg.sandbox, &st.plan);
     st.mother_pid = getpid();
     if (send_hello(&st) != 0) return 0;
-    return mother_run(&st);
+    /* Leave without finalizing the interpreter: nothing of it needs saving,
+     * and its teardown would only cost time (and look like leaks to a
+     * sanitizer). */
+    _exit(mother_run(&st));
 }

@@ -83,15 +83,26 @@ int mother_run(tr_state *st)
             while (read(sigfd, &si, sizeof si) > 0) {
             }
             /* Zygotes are reaped here; the pool learns of a death from its
-             * control socket closing. */
-            while (waitpid(-1, NULL, WNOHANG) > 0) {
-            }
+             * control socket closing. A zygote that was killed could not
+             * clean up after its last child. */
+            pid_t pid;
+            while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
+                tmpdir_remove_zygote(pid);
         }
         if (!pfd[0].revents) continue;
 
         int fds[CTL_MAX_FDS], nfds = 0;
         ssize_t n = ctl_recv(sock, buf, sizeof buf, fds, &nfds);
-        if (n == 0) return 0; /* the pool closed: zygotes follow by PDEATHSIG */
+        if (n == 0) {
+            /* The pool is done with us. It closed the zygotes' sockets
+             * first, so they are cleaning up and exiting: wait for them
+             * (bounded), or they would be killed mid-way by PDEATHSIG. */
+            alarm(2);
+            pid_t pid;
+            while ((pid = waitpid(-1, NULL, 0)) > 0)
+                tmpdir_remove_zygote(pid);
+            return 0;
+        }
         if (n < 0) {
             if (errno == EAGAIN) continue;
             tr_log("control socket: %s", strerror(errno));

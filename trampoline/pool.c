@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -472,18 +473,32 @@ void rb_pool_abandon_running(rb_pool *pool)
     }
 }
 
+/* Wait (bounded) for the mother to exit, then make sure of it. */
+static void reap_mother(rb_pool *pool, int wait_ms)
+{
+    if (pool->mother_pid <= 0) return;
+    for (int waited = 0; waited < wait_ms; waited += 5) {
+        if (waitpid(pool->mother_pid, NULL, WNOHANG) == pool->mother_pid) return;
+        poll(NULL, 0, 5);
+    }
+    kill(pool->mother_pid, SIGKILL);
+    waitpid(pool->mother_pid, NULL, 0);
+}
+
 void rb_pool_free(rb_pool *pool)
 {
     if (!pool) return;
+    /* Closing a zygote's socket tells it to kill its child, remove the
+     * child's directory and exit; closing the mother's then tells her to
+     * wait for them and exit. Signals would skip the cleaning up. */
     for (int i = 0; pool->slots && i < pool->cfg.slots; i++) {
         slot *s = &pool->slots[i];
-        slot_kill_child(s);
         if (s->job) {
+            slot_kill_child(s);
             free(s->job->body);
             free(s->job);
             s->job = NULL;
         }
-        if (s->zygote_pid > 0) kill(s->zygote_pid, SIGKILL);
         if (s->zctl >= 0) close(s->zctl);
         if (s->job_fd >= 0) close(s->job_fd);
         if (s->result_fd >= 0) close(s->result_fd);
@@ -492,11 +507,8 @@ void rb_pool_free(rb_pool *pool)
         capture_free(&s->cap);
         msgpack_sbuffer_destroy(&s->calls);
     }
-    if (pool->mother_pid > 0) {
-        kill(pool->mother_pid, SIGKILL);
-        waitpid(pool->mother_pid, NULL, 0);
-    }
     if (pool->mother_fd >= 0) close(pool->mother_fd);
+    reap_mother(pool, 3000);
     while (pool->queue_head) {
         pool_job *j = pool->queue_head;
         pool->queue_head = j->next;

@@ -52,6 +52,12 @@ void zygote_run(tr_state *st, int slot, int zctl) __attribute__((noreturn));
 void child_run(tr_state *st, int job_fd, int result_fd, int capture_fd, const char *tmpdir)
     __attribute__((noreturn));
 
+/* tmpdirs.c: children's private temporary directories. */
+void tmpdir_path(char *out, size_t cap, pid_t zygote, unsigned long seq);
+void tmpdir_remove(const char *path);
+void tmpdir_remove_zygote(pid_t zygote); /* all of a dead zygote's */
+void tmpdir_sweep_orphans(void);         /* all whose zygote is gone */
+
 /* Log one line to stderr with the process role and pid. */
 void tr_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern const char *tr_role;

@@ -10,7 +10,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,22 +27,6 @@
 
 /* Where a protocol fd lands in the child: high, and not 0-2. */
 #define CHILD_FD_BASE 200
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)ftw;
-    if (flag == FTW_DP)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
-
-static void remove_tree(const char *path)
-{
-    if (path[0]) nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-}
 
 static void send_msg(int zctl, const char *type, long long pid, long long status, const int *fds,
                      int nfds)
@@ -170,7 +153,7 @@ void zygote_run(tr_state *st, int slot, int zctl)
     for (;;) {
         if (child == 0) {
             rb_err err = {{0}};
-            snprintf(tmpdir, sizeof tmpdir, "/tmp/rebound-%d-%lu", (int)getpid(), seq++);
+            tmpdir_path(tmpdir, sizeof tmpdir, getpid(), seq++);
             if (st->cfg.native ? sandbox_make_tmpdir(&st->plan, tmpdir, &err) != 0
                                : mkdir(tmpdir, 0700) != 0) {
                 tr_log("slot %d: %s", slot, err.msg[0] ? err.msg : strerror(errno));
@@ -179,7 +162,7 @@ void zygote_run(tr_state *st, int slot, int zctl)
             child = spawn_child(st, slot, zctl, sigfd, tmpdir);
             if (child < 0) {
                 tr_log("slot %d: fork: %s", slot, strerror(errno));
-                remove_tree(tmpdir);
+                tmpdir_remove(tmpdir);
                 child = 0;
                 /* The pool replaces a zygote whose child does not appear. */
                 if (++failures > 50) _exit(1);
@@ -189,7 +172,7 @@ void zygote_run(tr_state *st, int slot, int zctl)
             failures = 0;
             /* The last child's files go only now, off the path to the next
              * job. */
-            remove_tree(stale);
+            tmpdir_remove(stale);
             stale[0] = '\0';
         }
 
@@ -202,7 +185,7 @@ void zygote_run(tr_state *st, int slot, int zctl)
             if (n == 0 || (n < 0 && errno != EAGAIN)) {
                 /* The pool is gone (or replacing us): take the child along. */
                 kill_group(child);
-                remove_tree(tmpdir);
+                tmpdir_remove(tmpdir);
                 _exit(0);
             }
         }

@@ -64,7 +64,7 @@ int rb_status_parse_args(int argc, char **argv, const char *env_url, rb_status_o
     o->prefix = "rebound";
     const char *url_flag = NULL;
     for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i], *v;
+        const char *arg = argv[i], *v = NULL;
         if (strcmp(arg, "--json") == 0) {
             o->json = true;
         } else if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {

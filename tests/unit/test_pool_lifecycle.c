@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -72,6 +73,22 @@ static bool got_all(void *ctx)
     return o->n >= o->want;
 }
 
+static int descendants(pid_t pid, pid_t *out, int max);
+
+/* How many /tmp/rebound-<pid>-* directories exist. */
+static int tmpdirs_of(pid_t pid)
+{
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "rebound-%d-", (int)pid);
+    DIR *d = opendir("/tmp");
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) n++;
+    if (d) closedir(d);
+    return n;
+}
+
 static void test_jobs_queue_in_fifo_order(void **state)
 {
     (void)state;
@@ -84,7 +101,8 @@ static void test_jobs_queue_in_fifo_order(void **state)
     rb_job *job;
     rb_err err;
     assert_int_equal(rb_job_decode(body, len, &lim, &job, NULL, &err), 0);
-    for (uint64_t t = 1; t <= 6; t++) assert_int_equal(rb_pool_submit(pool, t, body, len, job), 0);
+    for (uint64_t t = 1; t <= 6; t++)
+        assert_int_equal(rb_pool_submit(pool, t, body, len, job), 0);
     rb_pool_stats st;
     rb_pool_get_stats(pool, &st, false);
     assert_int_equal(st.busy, 1);
@@ -92,13 +110,20 @@ static void test_jobs_queue_in_fifo_order(void **state)
     order o = {.pool = pool, .want = 6};
     harness_drive(pool, 30000, got_all, &o);
     assert_int_equal(o.n, 6);
-    for (int i = 0; i < 6; i++) assert_int_equal(o.tags[i], (uint64_t)i + 1);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(o.tags[i], (uint64_t)i + 1);
     rb_pool_get_stats(pool, &st, true);
     assert_int_equal(st.jobs[RB_STATUS_OK], 6);
     assert_true(st.rss_kb > 0 && st.pss_kb > 0);
     rb_job_free(job);
     free(body);
+    /* Every child's private directory is gone once the pool is. */
+    pid_t procs[16];
+    int nprocs = descendants(getpid(), procs, 16);
+    assert_true(nprocs >= 2);
     rb_pool_free(pool);
+    for (int i = 0; i < nprocs; i++)
+        assert_int_equal(tmpdirs_of(procs[i]), 0);
 }
 
 /* All descendants of pid (children, grandchildren, ...). */
@@ -139,7 +164,8 @@ static void test_pool_death_takes_every_process_along(void **state)
         (void)pool;
         char c = 'r';
         if (write(p[1], &c, 1) != 1) _exit(1);
-        for (;;) pause();
+        for (;;)
+            pause();
     }
     char c;
     assert_int_equal(read(p[0], &c, 1), 1);
@@ -152,7 +178,8 @@ static void test_pool_death_takes_every_process_along(void **state)
     bool all = false;
     for (int tries = 0; tries < 500 && !all; tries++) {
         all = true;
-        for (int i = 0; i < n; i++) all = all && dead(procs[i]);
+        for (int i = 0; i < n; i++)
+            all = all && dead(procs[i]);
         struct timespec ts = {0, 10 * 1000 * 1000};
         if (!all) nanosleep(&ts, NULL);
     }
@@ -174,7 +201,8 @@ static void test_stopped_zygote_is_replaced(void **state)
     assert_true(n >= 3);
     pid_t zygote = procs[1];
     assert_int_equal(kill(zygote, SIGSTOP), 0);
-    const char *job = "{\"v\":1,\"id\":\"z\",\"calls\":[{\"file\":\"f.py\",\"fcn\":\"f\",\"args\":[1]}]}";
+    const char *job =
+        "{\"v\":1,\"id\":\"z\",\"calls\":[{\"file\":\"f.py\",\"fcn\":\"f\",\"args\":[1]}]}";
     for (int i = 0; i < 2; i++) {
         /* The first runs on the child that was ready; the second needs a
          * zygote that answers, so the stopped one must have been replaced. */
