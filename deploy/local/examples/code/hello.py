@@ -1,0 +1,5 @@
+"""The smallest job: python function in, string out."""
+
+
+def greet(name):
+    return f"hello {name}"
