@@ -23,6 +23,20 @@ static void put_be32(unsigned char *p, uint32_t v)
     p[3] = (unsigned char)v;
 }
 
+void rb_frame_len_encode(unsigned char out[4], uint32_t len)
+{
+    put_be32(out, len);
+}
+
+int rb_frame_append(msgpack_sbuffer *sb, const void *payload, size_t len)
+{
+    if (len > UINT32_MAX) return -1;
+    unsigned char hdr[4];
+    put_be32(hdr, (uint32_t)len);
+    if (msgpack_sbuffer_write(sb, (const char *)hdr, sizeof hdr) != 0) return -1;
+    return len ? msgpack_sbuffer_write(sb, payload, len) : 0;
+}
+
 static uint32_t get_be32(const unsigned char *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];

@@ -198,6 +198,14 @@ int rb_call_result_pack(const rb_call_result *cr, size_t max_bytes, msgpack_sbuf
  * Returns 0, or -1 with errno set. */
 int rb_frame_write(int fd, const void *buf, size_t len);
 
+/* The 4-byte length prefix of a frame of len bytes. */
+void rb_frame_len_encode(unsigned char out[4], uint32_t len);
+
+/* Append one whole frame (prefix and payload) to sb, for writing several
+ * frames at once. Returns 0, or -1 on allocation failure or len over
+ * UINT32_MAX. */
+int rb_frame_append(msgpack_sbuffer *sb, const void *payload, size_t len);
+
 /* Read one whole frame from a blocking fd into a malloc'd buffer (caller
  * frees). Returns 1 with *buf and *len set, 0 on clean EOF before a frame, -1
  * on error, a short frame or a length over max (errno EMSGSIZE). */

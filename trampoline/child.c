@@ -31,23 +31,17 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-/* Frames to the pool. A failed write means the pool is gone or user code
- * closed our pipe: nobody can be told anything any more. */
-static void send_sbuf(const msgpack_sbuffer *sb)
-{
-    if (rb_frame_write(result_fd, sb->data, sb->size) != 0) _exit(71);
-}
-
-/* Call reports wait here until the next call starts (or the job ends), so
- * the last report and "done" leave in one write: one wake-up of the pool. */
+/*
+ * Frames to the pool leave through the outbox, written out in one go: the
+ * last call's report and "done" wake the pool once. A failed write means
+ * the pool is gone or user code closed our pipe: nobody can be told
+ * anything any more.
+ */
 static msgpack_sbuffer outbox;
 
 static void queue_sbuf(const msgpack_sbuffer *sb)
 {
-    unsigned char hdr[4] = {(unsigned char)(sb->size >> 24), (unsigned char)(sb->size >> 16),
-                            (unsigned char)(sb->size >> 8), (unsigned char)sb->size};
-    msgpack_sbuffer_write(&outbox, (const char *)hdr, 4);
-    msgpack_sbuffer_write(&outbox, sb->data, sb->size);
+    if (rb_frame_append(&outbox, sb->data, sb->size) != 0) _exit(71);
 }
 
 static void flush_outbox(void)
@@ -62,6 +56,7 @@ static void flush_outbox(void)
     msgpack_sbuffer_clear(&outbox);
 }
 
+/* A frame {t: type, key: val, pid: pid} (key and pid optional), sent now. */
 static void send_simple(const char *type, const char *key, const char *val, long long pid)
 {
     msgpack_sbuffer sb;
@@ -79,7 +74,8 @@ static void send_simple(const char *type, const char *key, const char *val, long
         rb_pack_key(&pk, "pid");
         msgpack_pack_int64(&pk, pid);
     }
-    send_sbuf(&sb);
+    queue_sbuf(&sb);
+    flush_outbox();
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -207,26 +203,55 @@ static void send_call(const call_outcome *o)
         rb_pack_key(&pk, "traceback");
         rb_pack_cstr(&pk, o->etb);
     }
-    if (sb.size > RB_FRAME_MAX - 1024) {
-        /* Too large to report at all: say so instead. */
-        msgpack_sbuffer_clear(&sb);
-        call_outcome small = {.present = true, .ms = o->ms};
-        small.etype = "ValueError";
-        small.emsg = "result too large to transfer";
-        small.etb = "";
-        send_call(&small);
-    } else {
-        queue_sbuf(&sb);
-    }
+    queue_sbuf(&sb);
     msgpack_sbuffer_destroy(&sb);
 }
 
-static void run_job(tr_state *st, const rb_job *job, const char *tmpdir)
+/* A value over the result limit fails its call here, before it is copied
+ * through the pipe: the job stops as after any other error. */
+static void check_size(const tr_state *st, call_outcome *o)
+{
+    size_t size = o->val.size + o->args.size;
+    if (o->etype || size <= st->cfg.max_result_bytes) return;
+    char msg[160];
+    snprintf(msg, sizeof msg, "result too large: %zu bytes over the %zu-byte limit", size,
+             st->cfg.max_result_bytes);
+    o->etype = strdup("ValueError");
+    o->emsg = strdup(msg);
+    o->etb = strdup("");
+}
+
+/* After reporting a call, wait for the pool to say it has taken the call's
+ * output from the capture pipe: output the next call writes can then not
+ * be mistaken for this one's. */
+static void wait_ack(int job_fd)
+{
+    char ack;
+    ssize_t n;
+    do {
+        n = read(job_fd, &ack, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) _exit(0); /* the pool has let go of this job */
+}
+
+static void free_outcome(call_outcome *o)
+{
+    msgpack_sbuffer_destroy(&o->val);
+    msgpack_sbuffer_destroy(&o->args);
+    free(o->etype);
+    free(o->emsg);
+    free(o->etb);
+}
+
+static void run_job(tr_state *st, const rb_job *job, int job_fd, const char *tmpdir)
 {
     if (runner_prepare(tmpdir, job) != 0) {
         call_outcome o = {.present = true};
+        msgpack_sbuffer_init(&o.val);
+        msgpack_sbuffer_init(&o.args);
         take_error(&o);
         send_call(&o);
+        free_outcome(&o);
         return;
     }
     pyconv_init();
@@ -234,18 +259,37 @@ static void run_job(tr_state *st, const rb_job *job, const char *tmpdir)
         call_outcome o = {0};
         msgpack_sbuffer_init(&o.val);
         msgpack_sbuffer_init(&o.args);
-        flush_outbox(); /* the calls before this one are reported */
         run_call(st, &job->calls[i], tmpdir, &o);
         runner_flush();
+        check_size(st, &o);
         send_call(&o);
         bool failed = o.etype != NULL;
-        msgpack_sbuffer_destroy(&o.val);
-        msgpack_sbuffer_destroy(&o.args);
-        free(o.etype);
-        free(o.emsg);
-        free(o.etb);
-        if (failed) return;
+        free_outcome(&o);
+        if (failed || i + 1 == job->ncalls) return; /* "done" goes with this report */
+        flush_outbox();
+        wait_ack(job_fd);
     }
+}
+
+/* The pool's settings for this job: its effective wall limit. */
+static long long read_settings(int job_fd)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    int rc = rb_frame_read(job_fd, 1024, &buf, &len);
+    if (rc != 1) _exit(rc == 0 ? 0 : 72); /* 0: the pool closed our pipe: retire */
+    msgpack_unpacked unp;
+    long long timeout_ms = RB_DEFAULT_TIMEOUT_MS;
+    msgpack_unpacked_init(&unp);
+    size_t off = 0;
+    if (rb_msgpack_check(buf, len, 4, NULL) == 0 &&
+        msgpack_unpack_next(&unp, buf, len, &off) == MSGPACK_UNPACK_SUCCESS) {
+        const msgpack_object *t = rb_map_get(&unp.data, "timeout_ms");
+        if (t && t->type == MSGPACK_OBJECT_POSITIVE_INTEGER) timeout_ms = (long long)t->via.u64;
+    }
+    msgpack_unpacked_destroy(&unp);
+    free(buf);
+    return timeout_ms;
 }
 
 void child_run(tr_state *st, int job_fd, int res_fd, int capture_fd, const char *tmpdir)
@@ -282,14 +326,17 @@ void child_run(tr_state *st, int job_fd, int res_fd, int capture_fd, const char 
     /* The same kind of work the job will do, done now: the pages it writes
      * are copied from the zygote before the job arrives, not on its time. */
     runner_warm(tmpdir);
+    msgpack_sbuffer_init(&outbox);
     send_simple("ready", "sandbox", report, (long long)getpid());
 
+    long long timeout_ms = read_settings(job_fd);
     void *body = NULL;
     size_t len = 0;
-    int rc = rb_frame_read(job_fd, RB_FRAME_MAX, &body, &len);
-    close(job_fd);
-    if (rc != 1) _exit(rc == 0 ? 0 : 72); /* 0: the pool closed our pipe: retire */
+    if (rb_frame_read(job_fd, RB_FRAME_MAX, &body, &len) != 1) _exit(72);
+    sandbox_limit_cpu(timeout_ms);
 
+    /* The consumer validated this body against its limits already; here it
+     * only needs decoding. */
     rb_limits lim;
     rb_limits_default(&lim);
     lim.max_job_bytes = RB_FRAME_MAX;
@@ -298,10 +345,8 @@ void child_run(tr_state *st, int job_fd, int res_fd, int capture_fd, const char 
     rb_job *job = NULL;
     if (rb_job_decode(body, len, &lim, &job, NULL, &err) != 0) fail_setup(err.msg);
     free(body);
-    sandbox_limit_cpu(job->timeout_ms);
 
-    msgpack_sbuffer_init(&outbox);
-    run_job(st, job, tmpdir);
+    run_job(st, job, job_fd, tmpdir);
     rb_job_free(job);
 
     msgpack_sbuffer sb;

@@ -14,8 +14,8 @@ int ctl_send(int sock, const void *buf, size_t len, const int *fds, int nfds)
         errno = EMSGSIZE;
         return -1;
     }
-    unsigned char hdr[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
-                            (unsigned char)(len >> 8), (unsigned char)len};
+    unsigned char hdr[4];
+    rb_frame_len_encode(hdr, (uint32_t)len);
     struct iovec iov[2] = {{hdr, 4}, {(void *)buf, len}};
     union {
         struct cmsghdr align;

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -184,10 +185,14 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &st.cfg) != 0) return usage("bad arguments");
     tr_role = "mother";
 
-    /* Die with the pool, whatever killed it. */
+    /* Die with the pool, whatever killed it (the pool checked, before the
+     * exec, that it was still there). */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() == 1) return 0;
     signal(SIGPIPE, SIG_IGN);
+    /* glibc reserves 64 MB of address space per malloc arena, one arena per
+     * thread: under a job's address-space limit, a few threads would use it
+     * all up. Two arenas serve threads as well. */
+    mallopt(M_ARENA_MAX, 2);
 
     char root[PATH_MAX];
     if (!realpath(st.cfg.code_root, root)) {
@@ -204,11 +209,19 @@ int main(int argc, char **argv)
         return 1;
     }
     tmpdir_sweep_orphans();
+    if (tmpdir_make_base(&err) != 0) {
+        tr_log("%s", err.msg);
+        _exit(1);
+    }
     if (st.cfg.native) sandbox_prepare(&st.cfg.sandbox, &st.plan);
+    /* Anything the preload printed must not reach every child's output. */
+    runner_flush();
     st.mother_pid = getpid();
     if (send_hello(&st) != 0) return 0;
     /* Leave without finalizing the interpreter: nothing of it needs saving,
      * and its teardown would only cost time (and look like leaks to a
      * sanitizer). */
-    _exit(mother_run(&st));
+    int rc = mother_run(&st);
+    tmpdir_remove_base();
+    _exit(rc);
 }

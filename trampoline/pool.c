@@ -79,6 +79,37 @@ void pool_log(const rb_pool *pool, const char *fmt, ...)
 
 /* ---- the mother ------------------------------------------------------- */
 
+/* Only these of the consumer's environment reach the trampoline and so
+ * the jobs: never its credentials (REBOUND_AMQP_URL and the like). */
+static bool passed_on(const char *var)
+{
+    static const char *const names[] = {
+        "PATH=", "LANG=",         "LANGUAGE=",      "TZ=",
+        "HOME=", "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS="};
+    static const char *const prefixes[] = {"LC_", "OPENBLAS_", "OMP_", "MKL_"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strncmp(var, names[i], strlen(names[i])) == 0) return true;
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (strncmp(var, prefixes[i], strlen(prefixes[i])) == 0) return true;
+    return false;
+}
+
+/* A NULL-terminated copy of the passed-on part of environ (the strings are
+ * environ's own); free the array only. */
+static char **trampoline_environment(void)
+{
+    extern char **environ;
+    size_t n = 0;
+    for (char **e = environ; *e; e++)
+        n++;
+    char **env = calloc(n + 1, sizeof *env);
+    if (!env) return NULL;
+    size_t k = 0;
+    for (char **e = environ; *e; e++)
+        if (passed_on(*e)) env[k++] = *e;
+    return env;
+}
+
 static int start_mother(rb_pool *pool)
 {
     int sv[2];
@@ -86,12 +117,16 @@ static int start_mother(rb_pool *pool)
     char fdarg[16], mem[16], maxres[32];
     snprintf(mem, sizeof mem, "%d", pool->cfg.mem_limit_mb);
     snprintf(maxres, sizeof maxres, "%zu", pool->cfg.max_result_bytes);
+    char **env = trampoline_environment();
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
-        /* dup() leaves close-on-exec off: this one end crosses the exec. */
-        int fd = dup(sv[1]);
-        snprintf(fdarg, sizeof fdarg, "%d", fd);
+        /* The control socket is the one descriptor that crosses the exec:
+         * as fd 3, after everything else of the consumer's (its broker
+         * connection, its Redis socket) is closed. */
+        if (dup2(sv[1], 3) != 3 || fcntl(3, F_SETFD, 0) != 0) _exit(127);
+        close_range(4, ~0U, 0);
+        snprintf(fdarg, sizeof fdarg, "%d", 3);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent) _exit(0);
         sigset_t none;
@@ -117,12 +152,13 @@ static int start_mother(rb_pool *pool)
         if (pool->cfg.allow_network) argv[a++] = "--allow-network";
         if (!pool->cfg.sandbox_best_effort) argv[a++] = "--strict";
         argv[a] = NULL;
-        execv(pool->trampoline_path, (char *const *)argv);
+        execve(pool->trampoline_path, (char *const *)argv, env);
         fprintf(stderr, "rebound-pool: cannot run %s: %s\n", pool->trampoline_path,
                 strerror(errno));
         _exit(127);
     }
     close(sv[1]);
+    free(env);
     if (pid < 0) {
         close(sv[0]);
         return -1;
@@ -275,8 +311,7 @@ void pool_finish(rb_pool *pool, slot *s, rb_status st, const char *etype, const 
         pool->recent_ms[pool->recent_n++ % 64] = d->res.ms;
     }
     pool->jobs[st]++;
-    free(job->body);
-    free(job);
+    pool_job_free(job);
 }
 
 void pool_requeue_front(rb_pool *pool, pool_job *job)
@@ -301,20 +336,43 @@ static void dispatch(rb_pool *pool)
     }
 }
 
+void pool_job_free(pool_job *job)
+{
+    free(job->wire);
+    free(job);
+}
+
 int rb_pool_submit(rb_pool *pool, uint64_t tag, const void *body, size_t len, const rb_job *job)
 {
     pool_job *j = calloc(1, sizeof *j);
     if (!j) return -1;
-    j->body = malloc(len ? len : 1);
-    if (!j->body) {
+    j->tag = tag;
+    j->ncalls = job->ncalls;
+    j->timeout_ms = job->timeout_ms > 0 ? job->timeout_ms : RB_DEFAULT_TIMEOUT_MS;
+    j->submit_ns = pool_now_ns();
+
+    /* What the child reads: a settings frame with the job's effective wall
+     * limit (the body's own may have been defaulted or capped), then the
+     * body as the consumer received it. */
+    msgpack_sbuffer wire, settings;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&wire);
+    msgpack_sbuffer_init(&settings);
+    msgpack_packer_init(&pk, &settings, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    rb_pack_key(&pk, "timeout_ms");
+    msgpack_pack_int64(&pk, j->timeout_ms);
+    int rc = rb_frame_append(&wire, settings.data, settings.size);
+    if (rc == 0) rc = rb_frame_append(&wire, body, len);
+    msgpack_sbuffer_destroy(&settings);
+    if (rc != 0) {
+        msgpack_sbuffer_destroy(&wire);
         free(j);
         return -1;
     }
-    memcpy(j->body, body, len);
-    j->len = len;
-    j->tag = tag;
-    j->timeout_ms = job->timeout_ms > 0 ? job->timeout_ms : RB_DEFAULT_TIMEOUT_MS;
-    j->submit_ns = pool_now_ns();
+    j->len = wire.size;
+    j->wire = msgpack_sbuffer_release(&wire);
+
     if (pool->queue_tail)
         pool->queue_tail->next = j;
     else
@@ -463,14 +521,8 @@ rb_pool *rb_pool_new(const rb_pool_config *cfg, rb_err *err)
 
 void rb_pool_abandon_running(rb_pool *pool)
 {
-    for (int i = 0; i < pool->cfg.slots; i++) {
-        slot *s = &pool->slots[i];
-        if (!s->job) continue;
-        slot_kill_child(s);
-        free(s->job->body);
-        free(s->job);
-        s->job = NULL;
-    }
+    for (int i = 0; i < pool->cfg.slots; i++)
+        slot_abandon_job(&pool->slots[i]);
 }
 
 /* Wait (bounded) for the mother to exit, then make sure of it. */
@@ -493,12 +545,7 @@ void rb_pool_free(rb_pool *pool)
      * wait for them and exit. Signals would skip the cleaning up. */
     for (int i = 0; pool->slots && i < pool->cfg.slots; i++) {
         slot *s = &pool->slots[i];
-        if (s->job) {
-            slot_kill_child(s);
-            free(s->job->body);
-            free(s->job);
-            s->job = NULL;
-        }
+        slot_abandon_job(s);
         if (s->zctl >= 0) close(s->zctl);
         if (s->job_fd >= 0) close(s->job_fd);
         if (s->result_fd >= 0) close(s->result_fd);
@@ -512,8 +559,7 @@ void rb_pool_free(rb_pool *pool)
     while (pool->queue_head) {
         pool_job *j = pool->queue_head;
         pool->queue_head = j->next;
-        free(j->body);
-        free(j);
+        pool_job_free(j);
     }
     rb_pool_result r;
     while (rb_pool_next_result(pool, &r))

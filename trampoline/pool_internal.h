@@ -15,8 +15,9 @@
 typedef struct pool_job {
     struct pool_job *next;
     uint64_t tag;
-    char *body; /* owned */
+    char *wire; /* owned: the settings frame, then the body frame */
     size_t len;
+    size_t ncalls; /* calls the job has: the most reports it may get */
     int64_t timeout_ms;
     int64_t submit_ns;
     int retries; /* times it went back to the queue after its zygote died */
@@ -54,8 +55,7 @@ typedef struct slot {
 
     /* The job it runs, if any. */
     pool_job *job;
-    size_t job_written; /* bytes of the job frame written so far */
-    char job_hdr[4];
+    size_t job_written; /* bytes of job->wire written so far */
     int64_t deadline_ms;
     msgpack_sbuffer calls; /* packed call results so far */
     size_t ncalls;
@@ -100,6 +100,8 @@ void pool_log(const rb_pool *pool, const char *fmt, ...) __attribute__((format(p
 int pool_request_zygote(rb_pool *pool, slot *s);
 /* pool.c: a finished job's result, queued for rb_pool_next_result. */
 void pool_finish(rb_pool *pool, slot *s, rb_status st, const char *etype, const char *emsg);
+/* pool.c: free a job. */
+void pool_job_free(pool_job *job);
 /* pool.c: put a job back at the head of the queue. */
 void pool_requeue_front(rb_pool *pool, pool_job *job);
 /* pool.c: the sandbox report of a ready child. */
@@ -112,6 +114,7 @@ int slot_pollfds(slot *s, struct pollfd *fds, int max);
 void slot_process(slot *s, const struct pollfd *fds, int n, int64_t now);
 int slot_timeout_ms(slot *s, int64_t now); /* -1 when none */
 void slot_start_job(slot *s, pool_job *job);
+void slot_abandon_job(slot *s); /* kill the child; the job gets no result */
 void slot_kill_child(slot *s);
 bool slot_is_free(const slot *s);
 

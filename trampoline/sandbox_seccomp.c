@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 #include <linux/filter.h>
+#include <sched.h>
 #include <linux/seccomp.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -67,14 +68,22 @@ int sandbox_seccomp_build(bool deny_inet, sandbox_plan *plan, rb_err *err)
         what = denied[i];
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
     }
-    /* glibc falls back from clone3 to clone only on ENOSYS, so that is the
-     * answer that keeps threads and subprocesses working; clone's own flags
-     * cannot ask for new namespaces here because unshare/setns-level rights
-     * were never granted (no capabilities after the user switch). */
+    /* clone3 passes its flags in memory, where a filter cannot look: it
+     * answers ENOSYS, on which glibc falls back to clone, whose flags a
+     * filter can check. New namespaces through clone are refused like
+     * unshare (an unprivileged user namespace would need nothing else). */
     if (rc == 0) {
         what = "clone3";
         int nr = seccomp_syscall_resolve_name("clone3");
         if (nr != __NR_SCMP_ERROR) rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0);
+    }
+    static const unsigned long ns_flags[] = {CLONE_NEWUSER,  CLONE_NEWNS,  CLONE_NEWNET,
+                                             CLONE_NEWPID,   CLONE_NEWIPC, CLONE_NEWUTS,
+                                             CLONE_NEWCGROUP};
+    for (size_t i = 0; i < sizeof ns_flags / sizeof ns_flags[0] && rc == 0; i++) {
+        what = "clone(CLONE_NEW*)";
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+                              SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]));
     }
     if (rc == 0 && deny_inet) {
         what = "socket(AF_INET)";

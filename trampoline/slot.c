@@ -66,30 +66,46 @@ static void forget_child(slot *s)
     rb_framebuf_reset(&s->rbuf);
     s->child_pid = 0;
     s->child_ready = false;
-    s->child_due_ms = pool_now_ms() + s->pool->cfg.spawn_timeout_ms;
 }
 
+/* The job is over. Its child is used up: kill its process group, whatever
+ * it claims, so nothing the job started outlives the job, and expect the
+ * zygote's next child. */
 static void finish(slot *s, rb_status st, const char *etype, const char *emsg)
 {
     pool_finish(s->pool, s, st, etype, emsg);
+    slot_kill_child(s);
     forget_child(s);
+    s->child_due_ms = pool_now_ms() + s->pool->cfg.spawn_timeout_ms;
+}
+
+/* The job goes back to the head of the queue, once: it was handed to a
+ * child that died before it reported anything, most likely before it ran. */
+static bool requeue(slot *s)
+{
+    if (!s->job || s->ncalls > 0 || s->job->retries > 0) return false;
+    pool_job *job = s->job;
+    s->job = NULL;
+    job->retries++;
+    pool_requeue_front(s->pool, job);
+    return true;
+}
+
+void slot_abandon_job(slot *s)
+{
+    if (!s->job) return;
+    pool_job_free(s->job);
+    s->job = NULL;
+    slot_kill_child(s);
+    forget_child(s);
+    s->child_due_ms = pool_now_ms() + s->pool->cfg.spawn_timeout_ms;
 }
 
 void slot_drop_zygote(slot *s, const char *why)
 {
     rb_pool *pool = s->pool;
     slot_kill_child(s);
-    if (s->job && s->ncalls == 0 && s->job->retries == 0) {
-        /* The zygote died under a job that had not reported anything: most
-         * likely the job was handed over just as the zygote went, so it has
-         * not run. Once, it goes back to the head of the queue. */
-        pool_job *job = s->job;
-        s->job = NULL;
-        job->retries++;
-        pool_requeue_front(pool, job);
-    } else if (s->job) {
-        finish(s, RB_STATUS_CRASHED, "Crashed", why);
-    }
+    if (s->job && !requeue(s)) finish(s, RB_STATUS_CRASHED, "Crashed", why);
     forget_child(s);
     if (s->zygote_pid > 0) kill(s->zygote_pid, SIGKILL); /* the mother reaps it */
     close_fd(&s->zctl);
@@ -129,42 +145,27 @@ int slot_timeout_ms(slot *s, int64_t now)
     return due <= now ? 0 : (int)(due - now > 1000000 ? 1000000 : due - now);
 }
 
-/* Write as much of the job frame as the pipe takes now. */
+/* Write as much of the job as the pipe takes now. */
 static void write_job(slot *s)
 {
     pool_job *j = s->job;
-    size_t total = 4 + j->len;
-    while (s->job_written < total) {
-        const char *src;
-        size_t left;
-        if (s->job_written < 4) {
-            src = s->job_hdr + s->job_written;
-            left = 4 - s->job_written;
-        } else {
-            src = j->body + (s->job_written - 4);
-            left = total - s->job_written;
-        }
-        ssize_t n = write(s->job_fd, src, left);
+    while (s->job_written < j->len) {
+        ssize_t n = write(s->job_fd, j->wire + s->job_written, j->len - s->job_written);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return;
         if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno != EAGAIN) close_fd(&s->job_fd); /* the child is gone: its exit says how */
+            /* The child is gone; its exit report says how. */
+            close_fd(&s->job_fd);
             return;
         }
         s->job_written += (size_t)n;
     }
-    /* All written: the child reads to the end, and a closed pipe tells a
-     * child that never gets a job to retire. */
-    close_fd(&s->job_fd);
 }
 
 void slot_start_job(slot *s, pool_job *job)
 {
     s->job = job;
     s->job_written = 0;
-    s->job_hdr[0] = (char)(job->len >> 24);
-    s->job_hdr[1] = (char)(job->len >> 16);
-    s->job_hdr[2] = (char)(job->len >> 8);
-    s->job_hdr[3] = (char)job->len;
     s->deadline_ms = pool_now_ms() + job->timeout_ms;
     msgpack_sbuffer_clear(&s->calls);
     s->ncalls = 0;
@@ -231,9 +232,19 @@ static int take_call(slot *s, const msgpack_object *m)
     cr.output = out ? out : "";
     cr.output_len = out_len;
     cr.truncated = s->cap.truncated;
-    int rc = rb_call_result_pack(&cr, pool->cfg.max_result_bytes, &s->calls);
+    /* The whole result stays within the limit: a call gets what the calls
+     * before it left. One that does not fit fails, and the job with it. */
+    size_t used = s->calls.size;
+    size_t budget = used < pool->cfg.max_result_bytes ? pool->cfg.max_result_bytes - used : 0;
+    if (cr.val_len + cr.args_len + cr.output_len + 256 > budget) s->call_failed = true;
+    int rc = rb_call_result_pack(&cr, budget, &s->calls);
     s->ncalls++;
     capture_reset(&s->cap);
+    /* The child waits for this before its next call, so that call's output
+     * cannot be taken for this one's. */
+    if (rc == 0 && !s->call_failed && s->ncalls < s->job->ncalls && s->job_fd >= 0 &&
+        write(s->job_fd, "a", 1) != 1)
+        close_fd(&s->job_fd);
     free(out);
     free(etb);
     msgpack_sbuffer_destroy(&val);
@@ -250,21 +261,27 @@ static int take_frame(slot *s, const char *frame, size_t len)
     int rc = 0;
     if (ctl_parse(frame, len, &unp, type, sizeof type) != 0) {
         rc = -1;
-    } else if (strcmp(type, "ready") == 0) {
+    } else if (strcmp(type, "ready") == 0 && !s->child_ready && !s->job) {
         char report[512];
         ctl_get_str(&unp.data, "sandbox", report, sizeof report);
         s->child_ready = true;
         s->failures = 0;
         pool_note_sandbox(s->pool, report);
+        /* Whatever reached the capture pipe so far is not a job's output. */
+        if (s->capture_fd >= 0 && capture_drain(&s->cap, s->capture_fd) == 0)
+            close_fd(&s->capture_fd);
+        capture_reset(&s->cap);
     } else if (strcmp(type, "setup_failed") == 0) {
         char why[512];
         ctl_get_str(&unp.data, "err", why, sizeof why);
         pool_log(s->pool, "slot %d: child could not start: %s", s->idx, why);
         free(s->pool->setup_error);
         s->pool->setup_error = strdup(why);
-    } else if (strcmp(type, "call") == 0 && s->job) {
+    } else if (strcmp(type, "call") == 0 && s->job && s->ncalls < s->job->ncalls &&
+               !s->call_failed) {
         rc = take_call(s, &unp.data);
-    } else if (strcmp(type, "done") == 0 && s->job) {
+    } else if (strcmp(type, "done") == 0 && s->job &&
+               (s->ncalls == s->job->ncalls || (s->call_failed && s->ncalls > 0))) {
         finish(s, s->call_failed ? RB_STATUS_ERROR : RB_STATUS_OK, NULL, NULL);
         rc = 1;
     } else {
@@ -336,11 +353,22 @@ static void take_zygote_msg(slot *s, const char *payload, size_t len, int *fds, 
             if (s->result_fd >= 0) read_results(s); /* it may have finished after all */
             if (s->job && s->child_pid == pid) {
                 if (s->capture_fd >= 0) capture_drain(&s->cap, s->capture_fd);
-                finish(s, RB_STATUS_CRASHED, "Crashed", how);
+                /* A child that died before it had the whole job did not
+                 * run it: that is no outcome of the job's. */
+                if (s->job_written == s->job->len || !requeue(s))
+                    finish(s, RB_STATUS_CRASHED, "Crashed", how);
+                else
+                    forget_child(s);
             } else if (s->child_pid == pid) {
-                if (!s->child_ready) s->failures++;
+                /* A child that dies before it has a job: its zygote forks
+                 * another, but one that keeps dying is replaced. */
                 pool_log(s->pool, "slot %d: idle child %d %s", s->idx, (int)pid, how);
                 forget_child(s);
+                if (++s->failures >= 3) {
+                    slot_drop_zygote(s, "its children keep dying before a job");
+                    msgpack_unpacked_destroy(&unp);
+                    return;
+                }
             }
         }
     } else {
@@ -365,6 +393,7 @@ void slot_process(slot *s, const struct pollfd *fds, int n, int64_t now)
                 return;
             }
             take_zygote_msg(s, pool->msg + 4, (size_t)len, got, ngot);
+            if (s->zctl < 0) return; /* the message cost the zygote its place */
         }
     }
     if (s->result_fd >= 0 && revents_of(fds, n, s->result_fd)) read_results(s);

@@ -1,14 +1,19 @@
 /*
  * tmpdirs.c - the children's private temporary directories.
  *
- * Each child works in /tmp/rebound-<zygote pid>-<n>. Its zygote removes it
- * once the child is gone; a zygote that is killed cannot, so the mother
- * removes a dead zygote's directories when it reaps it, and sweeps those of
- * zygotes that died with an earlier mother when it starts.
+ * The mother makes one base directory per pool, /tmp/rebound.<pid>.XXXXXX,
+ * owned by her and searchable but not writable by others (0711): no job can
+ * create or rename anything in it, so no job can take the name of a child
+ * directory still to come. Each child works in <base>/<zygote pid>-<n>,
+ * made by its zygote and owned by the user the child runs as.
+ *
+ * Trees are removed through directory descriptors, never following a link:
+ * what a job left behind (a symlink where a directory was, swapped while
+ * the removal runs) cannot point a privileged unlink elsewhere.
  */
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,57 +24,102 @@
 #include "trampoline.h"
 
 #define TMP_BASE "/tmp"
-#define TMP_PREFIX "rebound-"
+#define BASE_PREFIX "rebound."
+
+static char base[128];
+
+int tmpdir_make_base(rb_err *err)
+{
+    snprintf(base, sizeof base, TMP_BASE "/" BASE_PREFIX "%d.XXXXXX", (int)getpid());
+    if (!mkdtemp(base)) return rb_err_set(err, "mkdtemp %s: %s", base, strerror(errno));
+    if (chmod(base, 0711) != 0) return rb_err_set(err, "chmod %s: %s", base, strerror(errno));
+    return 0;
+}
 
 void tmpdir_path(char *out, size_t cap, pid_t zygote, unsigned long seq)
 {
-    snprintf(out, cap, TMP_BASE "/" TMP_PREFIX "%d-%lu", (int)zygote, seq);
+    snprintf(out, cap, "%s/%d-%lu", base, (int)zygote, seq);
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+/* Remove name (a file, or a directory and everything below it) in dirfd. */
+static void remove_at(int dirfd, const char *name, int depth)
 {
-    (void)sb;
-    (void)ftw;
-    if (flag == FTW_DP)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
+    if (unlinkat(dirfd, name, 0) == 0 || (errno != EISDIR && errno != EPERM)) return;
+    if (depth > 64) return; /* deeper than anything a job should leave */
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        remove_at(fd, e->d_name, depth + 1);
+    }
+    closedir(d);
+    unlinkat(dirfd, name, AT_REMOVEDIR);
+}
+
+/* Remove the whole tree at path (an absolute path). */
+static void remove_path(const char *path)
+{
+    char parent[512];
+    snprintf(parent, sizeof parent, "%s", path);
+    char *slash = strrchr(parent, '/');
+    if (!slash || !slash[1]) return;
+    *slash = '\0';
+    int fd = open(parent[0] ? parent : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return;
+    remove_at(fd, slash + 1, 0);
+    close(fd);
 }
 
 void tmpdir_remove(const char *path)
 {
-    /* FTW_PHYS: never follow a link a job left; FTW_MOUNT: never leave the
-     * file system. */
-    if (path[0]) nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    if (path[0]) remove_path(path);
 }
 
-/* Remove the directories of zygote `only` (> 0), or, with only == 0, of
- * every zygote that no longer exists. */
-static void sweep(pid_t only)
+void tmpdir_remove_zygote(pid_t zygote)
+{
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "%d-", (int)zygote);
+    int fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) remove_at(fd, e->d_name, 0);
+    closedir(d);
+}
+
+void tmpdir_remove_base(void)
+{
+    if (base[0]) remove_path(base);
+}
+
+void tmpdir_sweep_orphans(void)
 {
     DIR *d = opendir(TMP_BASE);
     if (!d) return;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (strncmp(e->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) != 0) continue;
+        if (strncmp(e->d_name, BASE_PREFIX, strlen(BASE_PREFIX)) != 0) continue;
         char *end;
-        long pid = strtol(e->d_name + strlen(TMP_PREFIX), &end, 10);
-        if (pid <= 0 || *end != '-') continue;
-        if (only ? pid != only : (kill((pid_t)pid, 0) == 0 || errno == EPERM)) continue;
-        char path[512];
-        snprintf(path, sizeof path, TMP_BASE "/%s", e->d_name);
-        tmpdir_remove(path);
+        long pid = strtol(e->d_name + strlen(BASE_PREFIX), &end, 10);
+        if (pid <= 0 || *end != '.') continue;
+        /* A mother that is alive (or not ours to signal) keeps hers. */
+        if (kill((pid_t)pid, 0) == 0 || errno == EPERM) continue;
+        struct stat sb;
+        if (fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(sb.st_mode) ||
+            sb.st_uid != geteuid())
+            continue;
+        remove_at(dirfd(d), e->d_name, 0);
     }
     closedir(d);
-}
-
-void tmpdir_remove_zygote(pid_t zygote)
-{
-    sweep(zygote);
-}
-
-void tmpdir_sweep_orphans(void)
-{
-    sweep(0);
 }

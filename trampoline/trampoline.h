@@ -53,6 +53,8 @@ void child_run(tr_state *st, int job_fd, int result_fd, int capture_fd, const ch
     __attribute__((noreturn));
 
 /* tmpdirs.c: children's private temporary directories. */
+int tmpdir_make_base(rb_err *err); /* the mother's, once */
+void tmpdir_remove_base(void);
 void tmpdir_path(char *out, size_t cap, pid_t zygote, unsigned long seq);
 void tmpdir_remove(const char *path);
 void tmpdir_remove_zygote(pid_t zygote); /* all of a dead zygote's */

@@ -4,7 +4,9 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,68 +19,105 @@
 
 static char *root;
 static rb_pool *pool;
+static int leaked_fd = -1; /* an fd of ours without close-on-exec */
 
 static int setup(void **state)
 {
     (void)state;
     root = harness_code_root();
-    harness_write(root, "bad.py",
-                  "import os, signal, socket, time, ctypes, subprocess\n"
-                  "def ok():\n"
-                  "    return 1\n"
-                  "def spin():\n"
-                  "    while True:\n"
-                  "        pass\n"
-                  "def exit3():\n"
-                  "    os._exit(3)\n"
-                  "def segv():\n"
-                  "    os.kill(os.getpid(), 11)\n"
-                  "def hog():\n"
-                  "    b = bytearray(4 << 30)\n"
-                  "    return len(b)\n"
-                  "def forkbomb():\n"
-                  "    while True:\n"
-                  "        os.fork()\n"
-                  "def background(path):\n"
-                  "    p = subprocess.Popen(['/bin/sh', '-c', 'sleep 30'])\n"
-                  "    return p.pid\n"
-                  "def alive(pid):\n"
-                  "    try:\n"
-                  "        os.kill(pid, 0)\n"
-                  "    except ProcessLookupError:\n"
-                  "        return False\n"
-                  "    except PermissionError:\n"
-                  "        return True\n"
-                  "    return True\n"
-                  "def write(path):\n"
-                  "    with open(path, 'w') as f:\n"
-                  "        f.write('x')\n"
-                  "    return path\n"
-                  "def tmpwrite():\n"
-                  "    import tempfile\n"
-                  "    with tempfile.NamedTemporaryFile(delete=False) as f:\n"
-                  "        f.write(b'x')\n"
-                  "        return f.name\n"
-                  "def tcp(port):\n"
-                  "    s = socket.create_connection(('127.0.0.1', port), timeout=2)\n"
-                  "    s.close()\n"
-                  "    return 'connected'\n"
-                  "def trace():\n"
-                  "    libc = ctypes.CDLL(None, use_errno=True)\n"
-                  "    rc = libc.ptrace(0, 0, 0, 0)\n"
-                  "    return [rc, ctypes.get_errno()]\n"
-                  "def who():\n"
-                  "    return [os.getuid(), os.getpgrp() == os.getpid()]\n"
-                  "def closer():\n"
-                  "    for fd in range(3, 1024):\n"
-                  "        try:\n"
-                  "            os.close(fd)\n"
-                  "        except OSError:\n"
-                  "            pass\n"
-                  "    return 'closed'\n"
-                  "def ignore_term():\n"
-                  "    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-                  "    time.sleep(60)\n");
+    harness_write(
+        root, "bad.py",
+        "import os, signal, socket, time, ctypes, subprocess\n"
+        "def ok():\n"
+        "    return 1\n"
+        "def spin():\n"
+        "    while True:\n"
+        "        pass\n"
+        "def exit3():\n"
+        "    os._exit(3)\n"
+        "def segv():\n"
+        "    os.kill(os.getpid(), 11)\n"
+        "def hog():\n"
+        "    b = bytearray(4 << 30)\n"
+        "    return len(b)\n"
+        "def forkbomb():\n"
+        "    while True:\n"
+        "        os.fork()\n"
+        "def background(path):\n"
+        "    p = subprocess.Popen(['/bin/sh', '-c', 'sleep 30'])\n"
+        "    return p.pid\n"
+        "def alive(pid):\n"
+        "    try:\n"
+        "        os.kill(pid, 0)\n"
+        "    except ProcessLookupError:\n"
+        "        return False\n"
+        "    except PermissionError:\n"
+        "        return True\n"
+        "    return True\n"
+        "def write(path):\n"
+        "    with open(path, 'w') as f:\n"
+        "        f.write('x')\n"
+        "    return path\n"
+        "def tmpwrite():\n"
+        "    import tempfile\n"
+        "    with tempfile.NamedTemporaryFile(delete=False) as f:\n"
+        "        f.write(b'x')\n"
+        "        return f.name\n"
+        "def tcp(port):\n"
+        "    s = socket.create_connection(('127.0.0.1', port), timeout=2)\n"
+        "    s.close()\n"
+        "    return 'connected'\n"
+        "def trace():\n"
+        "    libc = ctypes.CDLL(None, use_errno=True)\n"
+        "    rc = libc.ptrace(0, 0, 0, 0)\n"
+        "    return [rc, ctypes.get_errno()]\n"
+        "def who():\n"
+        "    return [os.getuid(), os.getpgrp() == os.getpid()]\n"
+        "def closer():\n"
+        "    for fd in range(3, 1024):\n"
+        "        try:\n"
+        "            os.close(fd)\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return 'closed'\n"
+        "def forge(kind, sleeper):\n"
+        "    import stat, fcntl\n"
+        "    p = subprocess.Popen(['/bin/sh', '-c', 'sleep 30']) if sleeper else None\n"
+        "    done = b'\\x81\\xa1t\\xa4done'\n"
+        "    call = b'\\x82\\xa1t\\xa4call\\xa7present\\xc3'\n"
+        "    frame = done if kind == 'done' else call\n"
+        "    for fd in range(3, 1024):\n"
+        "        try:\n"
+        "            st = os.fstat(fd)\n"
+        "        except OSError:\n"
+        "            continue\n"
+        "        if stat.S_ISFIFO(st.st_mode) and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_WRONLY:\n"
+        "            for _ in range(5):\n"
+        "                os.write(fd, len(frame).to_bytes(4, 'big') + frame)\n"
+        "    with open('/tmp/rebound-forge-pid', 'w') as f:\n"
+        "        f.write(str(p.pid if p else 0))\n"
+        "    time.sleep(30)\n"
+        "def threads(n):\n"
+        "    from concurrent.futures import ThreadPoolExecutor\n"
+        "    with ThreadPoolExecutor(n) as ex:\n"
+        "        return sum(ex.map(lambda x: x * x, range(100)))\n"
+        "def environ():\n"
+        "    return sorted(k for k in os.environ if k.startswith('REBOUND'))\n"
+        "def open_fds():\n"
+        "    return sorted(int(fd) for fd in os.listdir('/proc/self/fd'))\n"
+        "def newuser():\n"
+        "    libc = ctypes.CDLL(None, use_errno=True)\n"
+        "    pid = libc.syscall(56, 0x10000000 | 17, 0, 0, 0, 0)\n"
+        "    if pid == 0:\n"
+        "        os._exit(0)\n"
+        "    return [pid, ctypes.get_errno()]\n"
+        "def ignore_term():\n"
+        "    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "    time.sleep(60)\n");
+    setenv("REBOUND_TEST_SECRET", "amqp://user:secret@host/", 1);
+    int fd = open("/dev/null", O_RDONLY);
+    leaked_fd = dup2(fd, 77); /* a number nothing else would take */
+    close(fd);
     rb_pool_config cfg;
     harness_config(&cfg, "native", 1, root);
     cfg.sandbox_best_effort = geteuid() != 0; /* all of it applies as root */
@@ -90,6 +129,7 @@ static int teardown(void **state)
 {
     (void)state;
     rb_pool_free(pool);
+    close(leaked_fd);
     harness_rmtree(root);
     free(root);
     return 0;
@@ -234,7 +274,7 @@ static void test_writes_outside_the_tmpdir_are_refused(void **state)
     expect("write", "[\"/etc/rebound-evil\"]", 10000, "error", "results.0.error.type",
            "PermissionError");
     /* Its own temporary directory is writable. */
-    expect("tmpwrite", "[]", 10000, "ok", "results.0.val", "/tmp/rebound-");
+    expect("tmpwrite", "[]", 10000, "ok", "results.0.val", "/tmp/rebound.");
 }
 
 static void test_no_network(void **state)
@@ -273,6 +313,88 @@ static void test_closing_pipes_and_ignoring_sigterm(void **state)
     assert_string_equal(harness_sget(&res.data, "status"), "timeout");
     msgpack_unpacked_destroy(&res);
     assert_slot_works();
+}
+
+static bool pid_gone(pid_t pid)
+{
+    for (int i = 0; i < 500; i++) {
+        char path[64], buf[512] = "";
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(path, "r");
+        if (!f) return true;
+        if (!fgets(buf, sizeof buf, f)) buf[0] = '\0';
+        fclose(f);
+        char *rp = strrchr(buf, ')');
+        if (rp && rp[2] == 'Z') return true;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+static void test_forged_frames_cannot_end_a_job_early(void **state)
+{
+    (void)state;
+    /* A job writes "done" (or extra "call" reports) into its own result
+     * pipe and keeps running: the pool must not take it at its word, and
+     * nothing the job started may outlive it. */
+    const char *kinds[] = {"[\"done\", true]", "[\"call\", false]"};
+    for (int k = 0; k < 2; k++) {
+        unlink("/tmp/rebound-forge-pid");
+        msgpack_unpacked res;
+        run("forge", kinds[k], 2000, &res);
+        const char *st = harness_sget(&res.data, "status");
+        assert_true(strcmp(st, "crashed") == 0 || strcmp(st, "timeout") == 0);
+        assert_true(harness_get(&res.data, "results")->via.array.size <= 1);
+        msgpack_unpacked_destroy(&res);
+        FILE *f = fopen("/tmp/rebound-forge-pid", "r");
+        int pid = 0;
+        if (f) {
+            if (fscanf(f, "%d", &pid) != 1) pid = 0;
+            fclose(f);
+        }
+        if (pid > 0) assert_true(pid_gone(pid));
+        assert_slot_works();
+    }
+    unlink("/tmp/rebound-forge-pid");
+}
+
+static void test_threads_fit_in_the_memory_limit(void **state)
+{
+    (void)state;
+    msgpack_unpacked res;
+    run("threads", "[16]", 10000, &res);
+    assert_string_equal(harness_sget(&res.data, "status"), "ok");
+    assert_int_equal(harness_get(&res.data, "results.0.val")->via.i64, 328350);
+    msgpack_unpacked_destroy(&res);
+}
+
+static void test_consumer_secrets_do_not_reach_jobs(void **state)
+{
+    (void)state;
+    msgpack_unpacked res;
+    run("environ", "[]", 10000, &res);
+    assert_string_equal(harness_sget(&res.data, "status"), "ok");
+    /* setup() started the pool with REBOUND_TEST_SECRET in its environment. */
+    assert_int_equal(harness_get(&res.data, "results.0.val")->via.array.size, 0);
+    msgpack_unpacked_destroy(&res);
+    run("open_fds", "[]", 10000, &res);
+    assert_string_equal(harness_sget(&res.data, "status"), "ok");
+    const msgpack_object *fds = harness_get(&res.data, "results.0.val");
+    for (uint32_t i = 0; i < fds->via.array.size; i++)
+        assert_int_not_equal(fds->via.array.ptr[i].via.i64, leaked_fd);
+    msgpack_unpacked_destroy(&res);
+}
+
+static void test_new_namespaces_are_denied(void **state)
+{
+    (void)state;
+    msgpack_unpacked res;
+    run("newuser", "[]", 10000, &res);
+    assert_string_equal(harness_sget(&res.data, "status"), "ok");
+    assert_int_equal(harness_get(&res.data, "results.0.val.0")->via.i64, -1);
+    assert_int_equal(harness_get(&res.data, "results.0.val.1")->via.i64, 1); /* EPERM */
+    msgpack_unpacked_destroy(&res);
 }
 
 static bool slot_ready(void *ctx)
@@ -328,6 +450,10 @@ int main(void)
         cmocka_unit_test(test_no_network),
         cmocka_unit_test(test_ptrace_is_denied),
         cmocka_unit_test(test_closing_pipes_and_ignoring_sigterm),
+        cmocka_unit_test(test_forged_frames_cannot_end_a_job_early),
+        cmocka_unit_test(test_threads_fit_in_the_memory_limit),
+        cmocka_unit_test(test_consumer_secrets_do_not_reach_jobs),
+        cmocka_unit_test(test_new_namespaces_are_denied),
         cmocka_unit_test(test_killed_zygote_is_replaced),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

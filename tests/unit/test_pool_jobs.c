@@ -167,6 +167,40 @@ static void test_output_is_captured_per_call(void **state)
     msgpack_unpacked_destroy(&res);
 }
 
+static void test_each_call_gets_its_own_output(void **state)
+{
+    (void)state;
+    /* Twenty calls that print at once: each result carries its own line
+     * and nothing of its neighbours'. */
+    char job[4096] = "{\"v\":1,\"id\":\"o20\",\"calls\":[";
+    for (int i = 0; i < 20; i++) {
+        char call[128];
+        snprintf(call, sizeof call, "%s{\"file\":\"talk.py\",\"fcn\":\"talk\",\"args\":[%d]}",
+                 i ? "," : "", i);
+        strcat(job, call);
+    }
+    strcat(job, "]}");
+    for (int round = 0; round < 5; round++) {
+        msgpack_unpacked res;
+        assert_true(harness_run_json(pool, job, &res, 10000));
+        assert_string_equal(harness_sget(&res.data, "status"), "ok");
+        for (int i = 0; i < 20; i++) {
+            char path[64], out[32], err[32];
+            snprintf(path, sizeof path, "results.%d.output", i);
+            snprintf(out, sizeof out, "out %d\n", i);
+            snprintf(err, sizeof err, "err %d\n", i);
+            /* stdout, stderr and the raw write may interleave in any order,
+             * but only these three lines may be there. */
+            const char *got = harness_sget(&res.data, path);
+            assert_non_null(strstr(got, out));
+            assert_non_null(strstr(got, err));
+            assert_non_null(strstr(got, "raw\xef\xbf\xbd\n"));
+            assert_int_equal(strlen(got), strlen(out) + strlen(err) + 7);
+        }
+        msgpack_unpacked_destroy(&res);
+    }
+}
+
 static void test_output_is_capped(void **state)
 {
     (void)state;
@@ -202,7 +236,7 @@ static void test_cwd_and_paths(void **state)
     snprintf(want, sizeof want, "%s/lib", root);
     assert_string_equal(harness_sget(&res.data, "results.1.val"), want);
     assert_int_equal(harness_get(&res.data, "results.2.val")->via.i64, 42);
-    assert_non_null(strstr(harness_sget(&res.data, "results.3.val"), "/tmp/rebound-"));
+    assert_non_null(strstr(harness_sget(&res.data, "results.3.val"), "/tmp/rebound."));
     msgpack_unpacked_destroy(&res);
 }
 
@@ -213,6 +247,7 @@ int main(void)
         cmocka_unit_test(test_seed_gives_the_same_numbers),
         cmocka_unit_test(test_forbidden_modules_even_when_preloaded),
         cmocka_unit_test(test_output_is_captured_per_call),
+        cmocka_unit_test(test_each_call_gets_its_own_output),
         cmocka_unit_test(test_output_is_capped),
         cmocka_unit_test(test_cwd_and_paths),
     };

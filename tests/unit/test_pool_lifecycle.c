@@ -40,7 +40,8 @@ static void test_preload_failures_are_reported(void **state)
     (void)state;
     rb_pool_config cfg;
     harness_config(&cfg, "internal", 1, root);
-    cfg.preload = "json,no_such_module_xyz,math";
+    /* "this" prints as it is imported: that must not show up in jobs. */
+    cfg.preload = "json,no_such_module_xyz,this,math";
     rb_pool *pool = harness_pool("internal", 1, root, &cfg);
     const char *failed = rb_pool_preload_failed(pool);
     assert_non_null(strstr(failed, "no_such_module_xyz: No module named"));
@@ -51,6 +52,7 @@ static void test_preload_failures_are_reported(void **state)
         pool, "{\"v\":1,\"id\":\"p\",\"calls\":[{\"file\":\"f.py\",\"fcn\":\"f\",\"args\":[5]}]}",
         &res, 10000));
     assert_string_equal(harness_sget(&res.data, "status"), "ok");
+    assert_string_equal(harness_sget(&res.data, "results.0.output"), "");
     msgpack_unpacked_destroy(&res);
     rb_pool_free(pool);
 }
@@ -75,11 +77,12 @@ static bool got_all(void *ctx)
 
 static int descendants(pid_t pid, pid_t *out, int max);
 
-/* How many /tmp/rebound-<pid>-* directories exist. */
+/* How many temporary directories of the trampoline with this pid exist:
+ * /tmp/rebound.<pid>.XXXXXX. */
 static int tmpdirs_of(pid_t pid)
 {
     char prefix[64];
-    snprintf(prefix, sizeof prefix, "rebound-%d-", (int)pid);
+    snprintf(prefix, sizeof prefix, "rebound.%d.", (int)pid);
     DIR *d = opendir("/tmp");
     int n = 0;
     struct dirent *e;
