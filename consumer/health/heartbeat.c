@@ -146,9 +146,28 @@ static void on_beat_reply(redisAsyncContext *ac, void *reply, void *priv)
     }
     hb->backoff_ms = BACKOFF_MIN_MS;
     if (hb->outage) {
-        fprintf(stderr, "heartbeat: redis reachable again\n");
+        rb_hb_log(hb, "heartbeat: redis reachable again");
         hb->outage = false;
     }
+}
+
+void rb_hb_log(rb_heartbeat *hb, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (hb->log)
+        hb->log(hb->log_ctx, line);
+    else
+        fprintf(stderr, "%s\n", line);
+}
+
+void rb_heartbeat_set_log(rb_heartbeat *hb, void (*log)(void *ctx, const char *line), void *ctx)
+{
+    hb->log = log;
+    hb->log_ctx = ctx;
 }
 
 /* ---- connection ------------------------------------------------------------- */
@@ -172,7 +191,7 @@ static void conn_down(rb_heartbeat *hb, const char *why)
     hb->backoff_ms = hb->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : hb->backoff_ms * 2;
 
     if (!hb->outage && !hb->stopping) {
-        fprintf(stderr, "heartbeat: redis %s unreachable: %s; retrying\n", hb->addr, reason);
+        rb_hb_log(hb, "heartbeat: redis %s unreachable: %s; retrying", hb->addr, reason);
         hb->outage = true;
     }
 }

@@ -21,6 +21,8 @@ struct rb_heartbeat {
     int op_timeout_ms; /* connect and reply timeout: min(interval, 1 s) */
     rb_hb_fill_fn fill;
     void *ctx;
+    void (*log)(void *ctx, const char *line); /* NULL: stderr */
+    void *log_ctx;
 
     redisAsyncContext *ac; /* NULL while disconnected */
     bool want_read, want_write;
@@ -67,5 +69,8 @@ void rb_hb_conn_start(rb_heartbeat *hb, int64_t now);
 
 /* Feed poll readiness to hiredis, then drop the connection if it failed. */
 void rb_hb_handle_io(rb_heartbeat *hb, short revents);
+
+/* One line of the heartbeat's log (no newline), to its log hook or stderr. */
+void rb_hb_log(rb_heartbeat *hb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

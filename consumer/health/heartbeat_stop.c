@@ -112,7 +112,7 @@ int rb_heartbeat_stop(rb_heartbeat *hb, int timeout_ms)
     hb->ac = NULL;
     hb->stopped = true;
     if (rc != 0)
-        fprintf(stderr, "heartbeat: could not remove this worker from redis %s: %s\n", hb->addr,
-                why[0] != '\0' ? why : "timed out");
+        rb_hb_log(hb, "heartbeat: could not remove this worker from redis %s: %s", hb->addr,
+                  why[0] != '\0' ? why : "timed out");
     return rc;
 }

@@ -79,6 +79,10 @@ typedef struct rb_heartbeat rb_heartbeat;
 rb_heartbeat *rb_heartbeat_new(const char *url, const char *prefix, int interval_ms,
                                rb_hb_fill_fn fill, void *ctx, rb_err *err);
 
+/* Send the heartbeat's log lines (outage, recovery; one line each, no
+ * newline) to log instead of stderr. */
+void rb_heartbeat_set_log(rb_heartbeat *hb, void (*log)(void *ctx, const char *line), void *ctx);
+
 /* Returns 1 with *pfd set (fd, events) when there is an fd to poll, or 0
  * with pfd->fd = -1 (which poll() ignores) when there is nothing to poll now.
  * Call again before every poll(): the fd changes on reconnect. */

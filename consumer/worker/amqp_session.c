@@ -1,0 +1,275 @@
+/* amqp_session.c - connect, declare, consume; publish, ack, reject, close. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <amqp_ssl_socket.h>
+#include <amqp_tcp_socket.h>
+
+#include "amqp_session.h"
+
+#define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
+
+void rb_amqp_reply_text(amqp_rpc_reply_t r, char *out, size_t cap)
+{
+    switch (r.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+        snprintf(out, cap, "ok");
+        return;
+    case AMQP_RESPONSE_NONE:
+        snprintf(out, cap, "no reply from the broker");
+        return;
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+        snprintf(out, cap, "%s", amqp_error_string2(r.library_error));
+        return;
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+        if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+            const amqp_connection_close_t *c = r.reply.decoded;
+            snprintf(out, cap, "connection closed by the broker: %u %.*s", c->reply_code,
+                     (int)c->reply_text.len, (const char *)c->reply_text.bytes);
+        } else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+            const amqp_channel_close_t *c = r.reply.decoded;
+            snprintf(out, cap, "channel closed by the broker: %u %.*s", c->reply_code,
+                     (int)c->reply_text.len, (const char *)c->reply_text.bytes);
+        } else {
+            snprintf(out, cap, "unexpected method 0x%08x from the broker", r.reply.id);
+        }
+        return;
+    }
+    snprintf(out, cap, "unknown reply type %d", (int)r.reply_type);
+}
+
+/* Check the reply of the RPC just made; describe a failure as "<what>: <why>". */
+static int check_rpc(rb_amqp *a, const char *what, rb_err *err)
+{
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(a->conn);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL) return 0;
+    char why[300];
+    rb_amqp_reply_text(r, why, sizeof why);
+    return rb_err_set(err, "%s: %s", what, why);
+}
+
+static int open_socket(rb_amqp *a, const rb_amqp_params *p, rb_err *err)
+{
+    amqp_socket_t *sock;
+    if (p->url->tls) {
+        sock = amqp_ssl_socket_new(a->conn);
+        if (!sock) return rb_err_set(err, "cannot create a TLS socket");
+        const char *ca = p->tls_ca;
+        if (!ca && access(SYSTEM_CA_BUNDLE, R_OK) == 0) ca = SYSTEM_CA_BUNDLE;
+        if (ca && amqp_ssl_socket_set_cacert(sock, ca) != AMQP_STATUS_OK)
+            return rb_err_set(err, "cannot load the CA bundle %s", ca);
+        if (p->tls_cert && amqp_ssl_socket_set_key(sock, p->tls_cert, p->tls_key) != AMQP_STATUS_OK)
+            return rb_err_set(err, "cannot load the client certificate %s / key %s", p->tls_cert,
+                              p->tls_key);
+        amqp_ssl_socket_set_verify_peer(sock, 1);
+        amqp_ssl_socket_set_verify_hostname(sock, 1);
+    } else {
+        sock = amqp_tcp_socket_new(a->conn);
+        if (!sock) return rb_err_set(err, "cannot create a socket");
+    }
+    struct timeval tv = {p->setup_timeout_ms / 1000, (p->setup_timeout_ms % 1000) * 1000};
+    int rc = amqp_socket_open_noblock(sock, p->url->host, p->url->port, &tv);
+    if (rc != AMQP_STATUS_OK)
+        return rb_err_set(err, "cannot connect to %s:%d: %s", p->url->host, p->url->port,
+                          amqp_error_string2(rc));
+    amqp_set_handshake_timeout(a->conn, &tv);
+    amqp_set_rpc_timeout(a->conn, &tv);
+    a->fd = amqp_get_sockfd(a->conn);
+    return 0;
+}
+
+static int login(rb_amqp *a, const rb_amqp_params *p, rb_err *err)
+{
+    /* consumer_cancel_notify: the broker tells us (basic.cancel) when our
+     * queue is deleted, instead of leaving us waiting forever. */
+    amqp_table_entry_t caps[1];
+    caps[0].key = amqp_cstring_bytes("consumer_cancel_notify");
+    caps[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    caps[0].value.value.boolean = 1;
+    amqp_table_entry_t props[4];
+    props[0].key = amqp_cstring_bytes("capabilities");
+    props[0].value.kind = AMQP_FIELD_KIND_TABLE;
+    props[0].value.value.table.num_entries = 1;
+    props[0].value.value.table.entries = caps;
+    props[1].key = amqp_cstring_bytes("product");
+    props[1].value.kind = AMQP_FIELD_KIND_UTF8;
+    props[1].value.value.bytes = amqp_cstring_bytes("rebound-worker");
+    props[2].key = amqp_cstring_bytes("version");
+    props[2].value.kind = AMQP_FIELD_KIND_UTF8;
+    props[2].value.value.bytes = amqp_cstring_bytes(REBOUND_VERSION);
+    props[3].key = amqp_cstring_bytes("connection_name");
+    props[3].value.kind = AMQP_FIELD_KIND_UTF8;
+    props[3].value.value.bytes = amqp_cstring_bytes(p->connection_name);
+    amqp_table_t table = {4, props};
+
+    amqp_rpc_reply_t r = amqp_login_with_properties(
+        a->conn, p->url->vhost, AMQP_DEFAULT_MAX_CHANNELS, AMQP_DEFAULT_FRAME_SIZE, p->heartbeat_s,
+        &table, AMQP_SASL_METHOD_PLAIN, p->url->user, p->url->password);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        char why[300];
+        rb_amqp_reply_text(r, why, sizeof why);
+        return rb_err_set(err, "login to vhost '%s' as '%s': %s", p->url->vhost, p->url->user, why);
+    }
+    a->heartbeat_s = amqp_get_heartbeat(a->conn);
+    return 0;
+}
+
+static int declare(rb_amqp *a, const rb_amqp_params *p, rb_err *err)
+{
+    char dead[300];
+    snprintf(dead, sizeof dead, "%s.dead", p->queue);
+
+    amqp_queue_declare(a->conn, 1, amqp_cstring_bytes(dead), 0, 1, 0, 0, amqp_empty_table);
+    if (check_rpc(a, "declaring the dead-letter queue", err) < 0) return -1;
+
+    amqp_table_entry_t args[4];
+    int n = 0;
+    args[n].key = amqp_cstring_bytes("x-queue-type");
+    args[n].value.kind = AMQP_FIELD_KIND_UTF8;
+    args[n++].value.value.bytes = amqp_cstring_bytes(rb_queue_type_name(p->queue_type));
+    args[n].key = amqp_cstring_bytes("x-dead-letter-exchange");
+    args[n].value.kind = AMQP_FIELD_KIND_UTF8;
+    args[n++].value.value.bytes = amqp_cstring_bytes("");
+    args[n].key = amqp_cstring_bytes("x-dead-letter-routing-key");
+    args[n].value.kind = AMQP_FIELD_KIND_UTF8;
+    args[n++].value.value.bytes = amqp_cstring_bytes(dead);
+    if (p->queue_type == RB_QUEUE_QUORUM && p->delivery_limit > 0) {
+        args[n].key = amqp_cstring_bytes("x-delivery-limit");
+        args[n].value.kind = AMQP_FIELD_KIND_I64;
+        args[n++].value.value.i64 = p->delivery_limit;
+    }
+    amqp_table_t table = {n, args};
+    amqp_queue_declare(a->conn, 1, amqp_cstring_bytes(p->queue), 0, 1, 0, 0, table);
+    return check_rpc(a, "declaring the job queue", err);
+}
+
+static int consume(rb_amqp *a, const rb_amqp_params *p, rb_err *err)
+{
+    amqp_basic_qos(a->conn, 1, 0, (uint16_t)p->prefetch, 0);
+    if (check_rpc(a, "basic.qos", err) < 0) return -1;
+    amqp_confirm_select(a->conn, 1);
+    if (check_rpc(a, "confirm.select", err) < 0) return -1;
+    a->next_seq = 1;
+    if (!p->consume) return 0;
+    amqp_basic_consume_ok_t *ok = amqp_basic_consume(a->conn, 1, amqp_cstring_bytes(p->queue),
+                                                     amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+    if (check_rpc(a, "basic.consume", err) < 0) return -1;
+    snprintf(a->consumer_tag, sizeof a->consumer_tag, "%.*s", (int)ok->consumer_tag.len,
+             (const char *)ok->consumer_tag.bytes);
+    return 0;
+}
+
+rb_amqp *rb_amqp_open(const rb_amqp_params *p, rb_err *err)
+{
+    rb_amqp *a = calloc(1, sizeof *a);
+    if (!a) {
+        rb_err_set(err, "out of memory");
+        return NULL;
+    }
+    a->fd = -1;
+    a->max_body = p->max_body;
+    a->conn = amqp_new_connection();
+    if (!a->conn) {
+        free(a);
+        rb_err_set(err, "out of memory");
+        return NULL;
+    }
+    if (open_socket(a, p, err) < 0 || login(a, p, err) < 0) {
+        rb_amqp_close(a, false);
+        return NULL;
+    }
+    amqp_channel_open(a->conn, 1);
+    if (check_rpc(a, "channel.open", err) < 0 || declare(a, p, err) < 0 || consume(a, p, err) < 0) {
+        rb_amqp_close(a, true);
+        return NULL;
+    }
+    if (!amqp_frames_enqueued(a->conn)) amqp_maybe_release_buffers(a->conn);
+    return a;
+}
+
+void rb_amqp_delivery_free(rb_amqp_delivery *d)
+{
+    free(d->content_type);
+    free(d->reply_to);
+    free(d->correlation_id);
+    free(d->body);
+    memset(d, 0, sizeof *d);
+}
+
+void rb_amqp_close(rb_amqp *a, bool graceful)
+{
+    if (!a) return;
+    if (graceful && a->fd >= 0) {
+        struct timeval tv = {2, 0};
+        amqp_set_rpc_timeout(a->conn, &tv);
+        amqp_connection_close(a->conn, AMQP_REPLY_SUCCESS);
+    }
+    amqp_destroy_connection(a->conn);
+    rb_amqp_delivery_free(&a->rd);
+    free(a);
+}
+
+int rb_amqp_fd(const rb_amqp *a)
+{
+    return a->fd;
+}
+
+bool rb_amqp_buffered(const rb_amqp *a)
+{
+    return amqp_frames_enqueued(a->conn) || amqp_data_in_buffer(a->conn);
+}
+
+int rb_amqp_max_sleep_ms(const rb_amqp *a)
+{
+    /* librabbitmq sends a heartbeat when one is due, but only from inside
+     * its calls: wake up four times per interval. */
+    return a->heartbeat_s > 0 ? a->heartbeat_s * 1000 / 4 : -1;
+}
+
+static int sent(int rc, const char *what, rb_err *err)
+{
+    if (rc == AMQP_STATUS_OK) return 0;
+    return rb_err_set(err, "%s: %s", what, amqp_error_string2(rc));
+}
+
+int rb_amqp_publish(rb_amqp *a, const char *rk, const char *correlation_id, size_t cid_len,
+                    const void *body, size_t len, bool persistent, uint64_t *seq, rb_err *err)
+{
+    amqp_basic_properties_t props;
+    memset(&props, 0, sizeof props);
+    props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+    props.content_type = amqp_cstring_bytes("application/msgpack");
+    props.delivery_mode = persistent ? 2 : 1;
+    if (correlation_id) {
+        props._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
+        props.correlation_id.bytes = (void *)correlation_id;
+        props.correlation_id.len = cid_len;
+    }
+    amqp_bytes_t b = {len, (void *)body};
+    int rc =
+        amqp_basic_publish(a->conn, 1, amqp_empty_bytes, amqp_cstring_bytes(rk), 0, 0, &props, b);
+    if (sent(rc, "basic.publish", err) < 0) return -1;
+    *seq = a->next_seq++;
+    return 0;
+}
+
+int rb_amqp_ack(rb_amqp *a, uint64_t tag, rb_err *err)
+{
+    return sent(amqp_basic_ack(a->conn, 1, tag, 0), "basic.ack", err);
+}
+
+int rb_amqp_reject(rb_amqp *a, uint64_t tag, bool requeue, rb_err *err)
+{
+    return sent(amqp_basic_reject(a->conn, 1, tag, requeue), "basic.reject", err);
+}
+
+int rb_amqp_cancel(rb_amqp *a, rb_err *err)
+{
+    if (!a->consumer_tag[0]) return 0;
+    amqp_basic_cancel_t req;
+    req.consumer_tag = amqp_cstring_bytes(a->consumer_tag);
+    req.nowait = 0;
+    return sent(amqp_send_method(a->conn, 1, AMQP_BASIC_CANCEL_METHOD, &req), "basic.cancel", err);
+}

@@ -1,0 +1,134 @@
+/*
+ * amqp_session.h - one AMQP connection with one channel, as a consumer
+ * process uses it: set up in one (bounded, blocking) call, then driven
+ * without blocking from the consumer's poll() loop.
+ *
+ * librabbitmq-c only sends and checks heartbeats while one of its calls
+ * runs, so the loop calls rb_amqp_next at least every
+ * rb_amqp_max_sleep_ms; rb_amqp_next never waits (a zero timeout).
+ *
+ * Setup: login advertising consumer_cancel_notify, channel 1, the dead
+ * letter queue <queue>.dead and the job queue (durable, x-queue-type,
+ * dead-lettering to <queue>.dead through the default exchange, and for
+ * quorum queues x-delivery-limit), basic.qos, confirm.select and (unless
+ * told not to) basic.consume with manual acks.
+ */
+#ifndef REBOUND_WORKER_AMQP_SESSION_H
+#define REBOUND_WORKER_AMQP_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <amqp.h>
+
+#include "worker_config.h"
+
+typedef struct rb_amqp_params {
+    const rb_amqp_url *url;
+    const char *tls_ca; /* NULL: the system's bundle */
+    const char *tls_cert;
+    const char *tls_key;
+    const char *queue;
+    rb_queue_type queue_type;
+    int delivery_limit; /* 0: none */
+    int prefetch;
+    int heartbeat_s;
+    const char *connection_name; /* shown by the broker */
+    bool consume;                /* false: publish only (reconnect while draining) */
+    int setup_timeout_ms;        /* bounds connect, login and each setup RPC */
+    size_t max_body;             /* larger delivery bodies are not stored */
+} rb_amqp_params;
+
+/* A delivery, assembled from its method, header and body frames. Owned by
+ * the receiver; free with rb_amqp_delivery_free. */
+typedef struct rb_amqp_delivery {
+    uint64_t tag;
+    bool redelivered;
+    char *content_type; /* NULL when absent */
+    char *reply_to;     /* NULL when absent or empty */
+    char *correlation_id;
+    size_t correlation_id_len;
+    void *body;    /* NULL when oversize (or empty) */
+    size_t len;    /* the body size the broker announced */
+    bool oversize; /* len > max_body: the bytes were read and dropped */
+} rb_amqp_delivery;
+
+void rb_amqp_delivery_free(rb_amqp_delivery *d);
+
+typedef enum rb_amqp_event_type {
+    RB_EV_NONE = 0,  /* nothing more to read now */
+    RB_EV_DELIVERY,  /* ev->delivery is filled (caller owns it) */
+    RB_EV_ACK,       /* publisher confirm: ev->seq, ev->multiple */
+    RB_EV_NACK,      /* the broker refused: publish again */
+    RB_EV_CANCEL_OK, /* our basic.cancel took effect */
+    RB_EV_LOST,      /* connection, channel or consumer gone: ev->reason */
+} rb_amqp_event_type;
+
+typedef struct rb_amqp_event {
+    rb_amqp_event_type type;
+    rb_amqp_delivery delivery;
+    uint64_t seq;
+    bool multiple;
+    bool graceful; /* LOST: the socket still works, close it politely */
+    char reason[320];
+} rb_amqp_event;
+
+typedef struct rb_amqp rb_amqp;
+
+/* Connect and set everything up. Returns NULL with err set on failure. */
+rb_amqp *rb_amqp_open(const rb_amqp_params *p, rb_err *err);
+
+/* Close (graceful: connection.close, bounded by 2 s) and free. NULL is a
+ * no-op. */
+void rb_amqp_close(rb_amqp *a, bool graceful);
+
+int rb_amqp_fd(const rb_amqp *a);
+
+/* Frames or bytes are buffered inside librabbitmq: do not sleep in poll(). */
+bool rb_amqp_buffered(const rb_amqp *a);
+
+/* The longest the loop may go without calling rb_amqp_next (-1: no limit). */
+int rb_amqp_max_sleep_ms(const rb_amqp *a);
+
+/* Read the next event without blocking. After RB_EV_LOST the session is
+ * dead: rb_amqp_close it. */
+rb_amqp_event_type rb_amqp_next(rb_amqp *a, rb_amqp_event *ev);
+
+/*
+ * Publish body to the default exchange with routing key rk, content_type
+ * application/msgpack. *seq receives the publisher-confirm sequence number.
+ * Returns 0, or -1 with err set when the connection failed.
+ */
+int rb_amqp_publish(rb_amqp *a, const char *rk, const char *correlation_id, size_t cid_len,
+                    const void *body, size_t len, bool persistent, uint64_t *seq, rb_err *err);
+
+/* basic.ack / basic.reject (requeue as given). 0 or -1 with err set. */
+int rb_amqp_ack(rb_amqp *a, uint64_t tag, rb_err *err);
+int rb_amqp_reject(rb_amqp *a, uint64_t tag, bool requeue, rb_err *err);
+
+/* Send basic.cancel for our consumer without waiting: RB_EV_CANCEL_OK
+ * follows. Deliveries may still arrive until then. 0 or -1 with err. */
+int rb_amqp_cancel(rb_amqp *a, rb_err *err);
+
+/* ---- shared between amqp_session.c and amqp_read.c only ---------------- */
+
+struct rb_amqp {
+    amqp_connection_state_t conn;
+    int fd;
+    int heartbeat_s;
+    uint64_t next_seq; /* of the next publish, from 1 after confirm.select */
+    char consumer_tag[256];
+    size_t max_body;
+    /* The delivery being assembled: 0 none, 1 wants its header, 2 its body. */
+    int rd_state;
+    bool rd_discard; /* a basic.return's content: read and drop */
+    size_t rd_got;
+    rb_amqp_delivery rd;
+};
+
+/* Describe an RPC reply that was not normal ("channel closed by the broker:
+ * 406 PRECONDITION_FAILED - ..."). */
+void rb_amqp_reply_text(amqp_rpc_reply_t r, char *out, size_t cap);
+
+#endif

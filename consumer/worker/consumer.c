@@ -1,0 +1,413 @@
+/*
+ * consumer.c - the event loop of a consumer process: signals, the AMQP
+ * connection (with reconnects), the pool and the heartbeat, multiplexed by
+ * one poll().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "consumer_internal.h"
+#include "signame.h"
+#include "wclock.h"
+#include "worker_log.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 10000
+#define SETUP_TIMEOUT_MS 5000
+#define EVENTS_PER_TURN 256
+#define MAX_SLEEP_MS 1000
+
+/* ---- signals: a self-pipe, read by the loop ------------------------------ */
+
+static int g_sig_write = -1;
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    if (g_sig_write >= 0) {
+        ssize_t w = write(g_sig_write, &b, 1);
+        (void)w; /* a full pipe already holds enough wake-ups */
+    }
+    errno = saved;
+}
+
+static int setup_signals(rb_consumer *c)
+{
+    if (pipe2(c->sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0) return -1;
+    g_sig_write = c->sig_pipe[1];
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    return 0;
+}
+
+static void teardown_signals(rb_consumer *c)
+{
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGQUIT, SIG_DFL);
+    g_sig_write = -1;
+    close(c->sig_pipe[0]);
+    close(c->sig_pipe[1]);
+}
+
+/* ---- connection ------------------------------------------------------------ */
+
+static uint32_t random_u32(void)
+{
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r)
+        r = (uint32_t)rb_mono_ms() * 2654435761u;
+    return r;
+}
+
+/* Exponential backoff with jitter: attempt n waits a random time in
+ * [d/2, d], d = 100 ms * 2^n capped at 10 s, so that consumers that lost
+ * the broker together do not all come back in the same millisecond. */
+static int backoff_ms(int failures)
+{
+    int64_t d = BACKOFF_MIN_MS;
+    for (int i = 0; i < failures && d < BACKOFF_MAX_MS; i++)
+        d *= 2;
+    if (d > BACKOFF_MAX_MS) d = BACKOFF_MAX_MS;
+    return (int)(d / 2 + random_u32() % (uint32_t)(d / 2 + 1));
+}
+
+static void schedule_reconnect(rb_consumer *c, const char *why)
+{
+    int wait = backoff_ms(c->connect_failures);
+    c->next_connect_ms = rb_mono_ms() + wait;
+    rb_warn("%s; %zu results held, %zu jobs in flight; reconnecting in %d ms", why, c->outbox.nheld,
+            c->njobs, wait);
+}
+
+void rb_consumer_lost(rb_consumer *c, const char *reason, bool graceful)
+{
+    rb_amqp_close(c->amqp, graceful);
+    c->amqp = NULL;
+    c->amqp_failed = false;
+    c->cancel_sent = false;
+    /* Unconfirmed results may or may not have reached the broker: publish
+     * them again on the next connection. */
+    rb_outbox_requeue_pending(&c->outbox);
+    char why[400];
+    snprintf(why, sizeof why, "connection lost: %s", reason);
+    schedule_reconnect(c, why);
+    if (c->hb) rb_heartbeat_beat_now(c->hb);
+}
+
+static void try_connect(rb_consumer *c)
+{
+    const rb_worker_config *cfg = c->cfg;
+    rb_amqp_params p = {
+        .url = &cfg->amqp,
+        .tls_ca = cfg->tls_ca,
+        .tls_cert = cfg->tls_cert,
+        .tls_key = cfg->tls_key,
+        .queue = cfg->queue,
+        .queue_type = cfg->queue_type,
+        .delivery_limit = cfg->delivery_limit,
+        .prefetch = cfg->prefetch,
+        .heartbeat_s = cfg->amqp_heartbeat_s,
+        .connection_name = c->id,
+        .consume = !c->draining,
+        .setup_timeout_ms = SETUP_TIMEOUT_MS,
+        .max_body = cfg->max_job_bytes,
+    };
+    rb_err err = {{0}};
+    char shown[300];
+    rb_amqp_url_redact(cfg->amqp_url, shown, sizeof shown);
+    c->amqp = rb_amqp_open(&p, &err);
+    if (!c->amqp) {
+        c->connect_failures++;
+        char why[1024];
+        snprintf(why, sizeof why, "cannot set up %s (attempt %d): %s", shown, c->connect_failures,
+                 err.msg);
+        schedule_reconnect(c, why);
+        return;
+    }
+    c->generation++;
+    c->connect_failures = 0;
+    c->ever_connected = true;
+    rb_info("connected to %s; %s queue '%s', prefetch %d%s; %zu held results to publish", shown,
+            rb_queue_type_name(cfg->queue_type), cfg->queue, cfg->prefetch,
+            c->draining ? " (draining: not consuming)" : "", c->outbox.nheld);
+    if (c->hb) rb_heartbeat_beat_now(c->hb);
+}
+
+/* ---- shutdown -------------------------------------------------------------- */
+
+static void start_drain(rb_consumer *c, int sig)
+{
+    c->draining = true;
+    c->drain_deadline_ms = rb_mono_ms() + c->cfg->drain_ms;
+    rb_info("%s: warm shutdown: finishing %zu jobs in flight (up to %d ms)", rb_sig_name(sig).s,
+            c->njobs, c->cfg->drain_ms);
+    if (c->amqp) {
+        rb_err err = {{0}};
+        if (rb_amqp_cancel(c->amqp, &err) < 0)
+            rb_consumer_lost(c, err.msg, false);
+        else
+            c->cancel_sent = true;
+    }
+    if (c->hb) rb_heartbeat_beat_now(c->hb);
+}
+
+static void go_cold(rb_consumer *c, const char *why)
+{
+    c->cold = true;
+    rb_warn("%s: cold shutdown: abandoning %zu jobs in flight and %zu unconfirmed results "
+            "(the broker requeues their jobs)",
+            why, c->njobs, c->outbox.nheld + c->outbox.npending + c->outbox.nretry);
+    rb_pool_abandon_running(c->pool);
+}
+
+static void handle_signals(rb_consumer *c)
+{
+    unsigned char buf[32];
+    ssize_t n;
+    while ((n = read(c->sig_pipe[0], buf, sizeof buf)) > 0) {
+        for (ssize_t i = 0; i < n && !c->cold; i++) {
+            int sig = buf[i];
+            if (sig == SIGQUIT)
+                go_cold(c, "SIGQUIT");
+            else if (c->draining)
+                go_cold(c, "second shutdown signal");
+            else
+                start_drain(c, sig);
+        }
+    }
+}
+
+static bool drained(const rb_consumer *c)
+{
+    return c->njobs == 0 && rb_outbox_empty(&c->outbox);
+}
+
+/* ---- the loop -------------------------------------------------------------- */
+
+static int min_timeout(int a, int b)
+{
+    if (a < 0) return b;
+    if (b < 0) return a;
+    return a < b ? a : b;
+}
+
+static void read_amqp(rb_consumer *c, bool *more)
+{
+    *more = false;
+    for (int i = 0; i < EVENTS_PER_TURN && c->amqp && !c->amqp_failed; i++) {
+        rb_amqp_event ev;
+        switch (rb_amqp_next(c->amqp, &ev)) {
+        case RB_EV_NONE:
+            return;
+        case RB_EV_DELIVERY:
+            rb_jobs_on_delivery(c, &ev.delivery);
+            rb_amqp_delivery_free(&ev.delivery);
+            break;
+        case RB_EV_ACK:
+        case RB_EV_NACK:
+            rb_jobs_on_confirm(c, ev.seq, ev.multiple, ev.type == RB_EV_ACK);
+            break;
+        case RB_EV_CANCEL_OK:
+            rb_info("consumer cancelled; no new jobs");
+            break;
+        case RB_EV_LOST:
+            rb_consumer_lost(c, ev.reason, ev.graceful);
+            return;
+        }
+    }
+    *more = c->amqp != NULL;
+}
+
+static int run_loop(rb_consumer *c)
+{
+    size_t cap = 8 + 8 * (size_t)c->cfg->slots;
+    struct pollfd *fds = calloc(cap, sizeof *fds);
+    if (!fds) {
+        rb_error("out of memory");
+        return RB_CONSUMER_EXIT_FATAL;
+    }
+    bool more = false;
+    while (!c->cold) {
+        int64_t now = rb_mono_ms();
+        if (!c->amqp && now >= c->next_connect_ms) try_connect(c);
+        int64_t retry_at = rb_outbox_release_due(&c->outbox, now);
+        if (rb_jobs_flush(c) < 0) rb_consumer_lost(c, c->amqp_failure, false);
+        if (c->draining && drained(c)) break;
+        now = rb_mono_ms();
+        if (c->draining && now >= c->drain_deadline_ms) {
+            go_cold(c, "drain deadline passed");
+            break;
+        }
+
+        int n = 0;
+        fds[n++] = (struct pollfd){.fd = c->sig_pipe[0], .events = POLLIN};
+        int hb_i = -1;
+        if (c->amqp) fds[n++] = (struct pollfd){.fd = rb_amqp_fd(c->amqp), .events = POLLIN};
+        if (c->hb && rb_heartbeat_pollfd(c->hb, &fds[n])) hb_i = n++;
+        int pool_i = n;
+        int npool = rb_pool_pollfds(c->pool, fds + n, (int)cap - n);
+        n += npool;
+
+        int timeout = MAX_SLEEP_MS;
+        timeout = min_timeout(timeout, rb_pool_timeout_ms(c->pool));
+        if (c->hb) timeout = min_timeout(timeout, rb_heartbeat_timeout_ms(c->hb));
+        if (c->amqp) {
+            timeout = min_timeout(timeout, rb_amqp_max_sleep_ms(c->amqp));
+            if (more || rb_amqp_buffered(c->amqp)) timeout = 0;
+        } else {
+            timeout = min_timeout(timeout, rb_ms_until(c->next_connect_ms, now));
+        }
+        if (c->draining) timeout = min_timeout(timeout, rb_ms_until(c->drain_deadline_ms, now));
+        if (retry_at >= 0) timeout = min_timeout(timeout, rb_ms_until(retry_at, now));
+
+        if (poll(fds, (nfds_t)n, timeout) < 0 && errno != EINTR) {
+            rb_error("poll: %s", strerror(errno));
+            free(fds);
+            return RB_CONSUMER_EXIT_FATAL;
+        }
+        if (fds[0].revents) handle_signals(c);
+        if (c->cold) break;
+        /* Read whether or not the socket polled readable: librabbitmq sends
+         * its heartbeats from inside reads, and TLS may hold decrypted
+         * bytes the socket no longer shows. */
+        read_amqp(c, &more);
+        if (c->amqp_failed) rb_consumer_lost(c, c->amqp_failure, false);
+        rb_pool_process(c->pool, fds + pool_i, npool);
+        rb_pool_result res;
+        while (rb_pool_next_result(c->pool, &res)) {
+            rb_jobs_on_result(c, &res);
+            rb_pool_result_free(&res);
+        }
+        if (c->hb) rb_heartbeat_process(c->hb, hb_i >= 0 ? &fds[hb_i] : NULL);
+    }
+    free(fds);
+    return 0;
+}
+
+/* rebound-trampoline sits next to rebound-worker. */
+static int trampoline_path(char *out, size_t cap)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n < 0) return -1;
+    exe[n] = '\0';
+    if ((size_t)snprintf(out, cap, "%s/rebound-trampoline", dirname(exe)) >= cap) return -1;
+    return 0;
+}
+
+/* The pool's own lines (zygote replacements, trampoline restarts) join the
+ * worker's log, in its format. */
+static void pool_log_line(void *ctx, const char *line)
+{
+    (void)ctx;
+    rb_warn("pool: %s", line);
+}
+
+/* The heartbeat's lines (its line already says "heartbeat:"). */
+static void pool_log_line_hb(void *ctx, const char *line)
+{
+    (void)ctx;
+    rb_warn("%s", line);
+}
+
+static rb_pool *start_pool(rb_consumer *c)
+{
+    const rb_worker_config *cfg = c->cfg;
+    char tp[PATH_MAX];
+    if (trampoline_path(tp, sizeof tp) < 0) {
+        rb_error("cannot locate rebound-trampoline: %s", strerror(errno));
+        return NULL;
+    }
+    rb_pool_config pc;
+    rb_pool_config_default(&pc);
+    pc.slots = cfg->slots;
+    pc.trampoline_path = tp;
+    pc.code_root = cfg->code_root;
+    pc.mode = cfg->mode;
+    pc.preload = cfg->preload;
+    pc.max_output_bytes = cfg->max_output_bytes;
+    pc.mem_limit_mb = cfg->mem_limit_mb;
+    pc.allow_network = cfg->allow_network;
+    pc.run_as = cfg->run_as;
+    pc.sandbox_best_effort = cfg->sandbox_best_effort;
+    pc.log = pool_log_line;
+    rb_err err = {{0}};
+    rb_pool *pool = rb_pool_new(&pc, &err);
+    if (!pool) {
+        rb_error("cannot start the trampoline pool: %s", err.msg);
+        return NULL;
+    }
+    const char *failed = rb_pool_preload_failed(pool);
+    rb_info("pool ready: %d slots, mode %s, sandbox %s%s%s", cfg->slots, rb_mode_name(cfg->mode),
+            rb_pool_sandbox(pool), failed[0] ? "; preload failed: " : "", failed);
+    return pool;
+}
+
+int rb_consumer_run(const rb_worker_config *cfg, const char *worker_id)
+{
+    rb_consumer c;
+    memset(&c, 0, sizeof c);
+    c.cfg = cfg;
+    snprintf(c.id, sizeof c.id, "%s", worker_id);
+    gethostname(c.host, sizeof c.host - 1);
+    c.started_ms = rb_wall_ms();
+    rb_limits_default(&c.limits);
+    c.limits.max_job_bytes = cfg->max_job_bytes;
+    c.limits.default_timeout_ms = cfg->timeout_ms;
+    c.limits.max_timeout_ms = cfg->max_timeout_ms;
+    rb_outbox_init(&c.outbox);
+    rb_log_set_id(c.id);
+
+    if (setup_signals(&c) < 0) {
+        rb_error("cannot create the signal pipe: %s", strerror(errno));
+        return RB_CONSUMER_EXIT_FATAL;
+    }
+    int rc = RB_CONSUMER_EXIT_FATAL;
+    c.pool = start_pool(&c);
+    if (!c.pool) goto out;
+    if (cfg->redis_url[0]) {
+        rb_err err = {{0}};
+        c.hb = rb_heartbeat_new(cfg->redis_url, cfg->redis_prefix, cfg->heartbeat_ms,
+                                rb_consumer_hb_fill, &c, &err);
+        if (!c.hb) {
+            rb_error("heartbeat: %s", err.msg);
+            goto out;
+        }
+        rb_heartbeat_set_log(c.hb, pool_log_line_hb, NULL);
+    }
+    c.next_connect_ms = rb_mono_ms();
+    rc = run_loop(&c);
+    if (rc == 0 && !c.cold) {
+        rb_info("drained; exiting");
+        rb_amqp_close(c.amqp, true);
+        c.amqp = NULL;
+        if (c.hb) rb_heartbeat_stop(c.hb, 1000);
+    }
+out:
+    rb_amqp_close(c.amqp, false);
+    rb_heartbeat_free(c.hb);
+    if (c.pool) rb_pool_free(c.pool);
+    rb_jobs_free(&c);
+    teardown_signals(&c);
+    return rc;
+}

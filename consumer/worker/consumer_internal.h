@@ -1,0 +1,80 @@
+/*
+ * consumer_internal.h - the state of a consumer process, shared by
+ * consumer.c (the loop, connection and shutdown), jobs.c (deliveries in,
+ * results out) and consumer_hb.c (the heartbeat's view).
+ */
+#ifndef REBOUND_WORKER_CONSUMER_INTERNAL_H
+#define REBOUND_WORKER_CONSUMER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "amqp_session.h"
+#include "confirms.h"
+#include "consumer.h"
+#include "rebound_health.h"
+#include "rebound_pool.h"
+
+/* A job handed to the pool, waiting for its result. */
+typedef struct rb_inflight {
+    uint64_t pool_tag;
+    uint64_t delivery_tag;
+    uint64_t generation; /* connection it was delivered on */
+    char *reply_to;      /* NULL: no reply, ack only */
+    char *correlation_id;
+    size_t correlation_id_len;
+    char *job_id;
+    bool redelivered;
+} rb_inflight;
+
+typedef struct rb_consumer {
+    const rb_worker_config *cfg;
+    char id[160];
+    char host[256];
+    rb_limits limits;
+    rb_pool *pool;
+    rb_heartbeat *hb;
+
+    rb_amqp *amqp;       /* NULL while disconnected */
+    uint64_t generation; /* of the current (or last) connection; starts at 1 */
+    bool ever_connected;
+    int64_t next_connect_ms;
+    int connect_failures;
+    bool amqp_failed; /* an ack/reject failed inside a confirm callback */
+    char amqp_failure[512];
+
+    rb_outbox outbox;
+    rb_inflight *jobs;
+    size_t njobs, capjobs;
+    uint64_t next_pool_tag;
+
+    bool draining;
+    bool cancel_sent;
+    int64_t drain_deadline_ms;
+    bool cold;
+
+    int sig_pipe[2];
+
+    int64_t started_ms; /* wall */
+    int64_t last_job_ms;
+    uint64_t jobs_rejected;
+    uint64_t redelivered;
+} rb_consumer;
+
+/* jobs.c */
+void rb_jobs_on_delivery(rb_consumer *c, rb_amqp_delivery *d);
+void rb_jobs_on_result(rb_consumer *c, rb_pool_result *res);
+void rb_jobs_on_confirm(rb_consumer *c, uint64_t seq, bool multiple, bool ack);
+/* Publish held results while connected. Returns -1 when the connection
+ * failed (c->amqp_failed is then set). */
+int rb_jobs_flush(rb_consumer *c);
+void rb_jobs_free(rb_consumer *c);
+
+/* consumer_hb.c */
+void rb_consumer_hb_fill(void *ctx, rb_hb_info *info);
+const char *rb_consumer_state(const rb_consumer *c);
+
+/* consumer.c: the AMQP connection failed; reconnect later. */
+void rb_consumer_lost(rb_consumer *c, const char *reason, bool graceful);
+
+#endif

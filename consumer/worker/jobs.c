@@ -1,0 +1,307 @@
+/*
+ * jobs.c - a consumer's jobs: deliveries checked and handed to the pool (or
+ * rejected), results packed and queued for publishing, confirms settling
+ * the jobs.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "consumer_internal.h"
+#include "wclock.h"
+#include "worker_log.h"
+
+#define DIRECT_REPLY_TO "amq.rabbitmq.reply-to"
+
+/* Direct reply-to pseudo-queues live only as long as the client's channel:
+ * persistence means nothing there. */
+static bool persistent_for(const char *reply_to)
+{
+    return strncmp(reply_to, DIRECT_REPLY_TO, strlen(DIRECT_REPLY_TO)) != 0;
+}
+
+static const char *show_id(const char *id)
+{
+    return id ? id : "(no id)";
+}
+
+/* Any failure on the connection from here is handled by the loop. */
+static void amqp_failed(rb_consumer *c, const rb_err *err)
+{
+    if (c->amqp_failed) return;
+    c->amqp_failed = true;
+    snprintf(c->amqp_failure, sizeof c->amqp_failure, "%s", err->msg);
+}
+
+static void settle_now(rb_consumer *c, rb_settle how, uint64_t tag, uint64_t generation)
+{
+    if (how == RB_SETTLE_NONE || !c->amqp || c->amqp_failed || generation != c->generation)
+        return; /* a dead delivery tag: the broker has requeued that job */
+    rb_err err = {{0}};
+    int rc = how == RB_SETTLE_ACK ? rb_amqp_ack(c->amqp, tag, &err)
+                                  : rb_amqp_reject(c->amqp, tag, false, &err);
+    if (rc < 0) amqp_failed(c, &err);
+}
+
+static void reject(rb_consumer *c, const rb_amqp_delivery *d, const char *id, const char *why)
+{
+    c->jobs_rejected++;
+    rb_warn("job %s rejected: %s", show_id(id), why);
+    if (!d->reply_to) {
+        settle_now(c, RB_SETTLE_REJECT, d->tag, c->generation);
+        return;
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (rb_result_pack_rejected(id, c->id, why, &sb) < 0) {
+        msgpack_sbuffer_destroy(&sb);
+        rb_error("job %s: cannot pack the rejection (out of memory)", show_id(id));
+        settle_now(c, RB_SETTLE_REJECT, d->tag, c->generation);
+        return;
+    }
+    rb_outmsg *m = rb_outmsg_new(d->reply_to, d->correlation_id, d->correlation_id_len, sb.data,
+                                 sb.size, persistent_for(d->reply_to));
+    if (!m) {
+        rb_error("job %s: out of memory queueing the rejection", show_id(id));
+        settle_now(c, RB_SETTLE_REJECT, d->tag, c->generation);
+        return;
+    }
+    /* The job goes to the dead-letter queue only once its sender's reply
+     * is safely with the broker. */
+    m->settle = RB_SETTLE_REJECT;
+    m->delivery_tag = d->tag;
+    m->generation = c->generation;
+    rb_outbox_hold(&c->outbox, m);
+}
+
+static rb_inflight *add_inflight(rb_consumer *c)
+{
+    if (c->njobs == c->capjobs) {
+        size_t cap = c->capjobs ? c->capjobs * 2 : 16;
+        rb_inflight *p = realloc(c->jobs, cap * sizeof *p);
+        if (!p) return NULL;
+        c->jobs = p;
+        c->capjobs = cap;
+    }
+    rb_inflight *j = &c->jobs[c->njobs++];
+    memset(j, 0, sizeof *j);
+    return j;
+}
+
+static void free_inflight(rb_inflight *j)
+{
+    free(j->reply_to);
+    free(j->correlation_id);
+    free(j->job_id);
+}
+
+static void remove_inflight(rb_consumer *c, size_t i)
+{
+    free_inflight(&c->jobs[i]);
+    c->jobs[i] = c->jobs[--c->njobs];
+}
+
+/* Hand a decoded, checked job to the pool. Takes over d's strings. */
+static void submit(rb_consumer *c, rb_amqp_delivery *d, rb_job *job)
+{
+    rb_inflight *j = add_inflight(c);
+    if (!j) {
+        rb_error("job %s: out of memory; returning it to the queue", job->id);
+        if (c->amqp) {
+            rb_err err = {{0}};
+            if (rb_amqp_reject(c->amqp, d->tag, true, &err) < 0) amqp_failed(c, &err);
+        }
+        return;
+    }
+    j->pool_tag = ++c->next_pool_tag;
+    j->delivery_tag = d->tag;
+    j->generation = c->generation;
+    j->redelivered = d->redelivered;
+    j->reply_to = d->reply_to;
+    d->reply_to = NULL;
+    j->correlation_id = d->correlation_id;
+    j->correlation_id_len = d->correlation_id_len;
+    d->correlation_id = NULL;
+    j->job_id = strdup(job->id);
+    if (!j->job_id || rb_pool_submit(c->pool, j->pool_tag, d->body, d->len, job) < 0) {
+        rb_error("job %s: out of memory submitting it; returning it to the queue", job->id);
+        remove_inflight(c, c->njobs - 1);
+        if (c->amqp) {
+            rb_err err = {{0}};
+            if (rb_amqp_reject(c->amqp, d->tag, true, &err) < 0) amqp_failed(c, &err);
+        }
+        return;
+    }
+    rb_debug("job %s started (delivery %llu%s)", job->id, (unsigned long long)d->tag,
+             d->redelivered ? ", redelivered" : "");
+}
+
+void rb_jobs_on_delivery(rb_consumer *c, rb_amqp_delivery *d)
+{
+    if (d->redelivered) c->redelivered++;
+    char why[600];
+    if (d->content_type && strcmp(d->content_type, "application/msgpack") != 0) {
+        snprintf(why, sizeof why, "content_type '%.200s' is not application/msgpack",
+                 d->content_type);
+        reject(c, d, NULL, why);
+        return;
+    }
+    if (d->oversize) {
+        snprintf(why, sizeof why, "the job is %zu bytes, more than --max-job-bytes (%zu)", d->len,
+                 c->cfg->max_job_bytes);
+        reject(c, d, NULL, why);
+        return;
+    }
+    rb_job *job = NULL;
+    char *id = NULL;
+    rb_err err = {{0}};
+    const void *body = d->body ? d->body : "";
+    if (rb_job_decode(body, d->len, &c->limits, &job, &id, &err) < 0) {
+        reject(c, d, id, err.msg);
+        free(id);
+        return;
+    }
+    if (rb_job_check_paths(job, c->cfg->code_root, &err) < 0) {
+        reject(c, d, job->id, err.msg);
+        rb_job_free(job);
+        return;
+    }
+    submit(c, d, job);
+    rb_job_free(job);
+}
+
+/* A job without reply_to: its result only goes to the log. */
+static void log_result(const char *id, const msgpack_sbuffer *sb)
+{
+    if (!rb_log_enabled(RB_LOG_DEBUG)) return;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    char text[1500] = "";
+    if (msgpack_unpack_next(&u, sb->data, sb->size, NULL) == MSGPACK_UNPACK_SUCCESS)
+        msgpack_object_print_buffer(text, sizeof text, u.data);
+    msgpack_unpacked_destroy(&u);
+    rb_debug("job %s has no reply_to; result: %s", id, text);
+}
+
+void rb_jobs_on_result(rb_consumer *c, rb_pool_result *res)
+{
+    size_t i = 0;
+    while (i < c->njobs && c->jobs[i].pool_tag != res->tag)
+        i++;
+    if (i == c->njobs) {
+        rb_warn("result for unknown pool tag %llu dropped", (unsigned long long)res->tag);
+        return;
+    }
+    rb_inflight *j = &c->jobs[i];
+    c->last_job_ms = rb_wall_ms();
+    rb_result r = {
+        .id = j->job_id,
+        .status = res->status,
+        .error_type = res->error_type,
+        .error_message = res->error_message,
+        .worker = c->id,
+        .ms = res->ms,
+        .redelivered = j->redelivered,
+        .call_results = res->call_results,
+        .call_results_len = res->call_results_len,
+        .ncalls = res->ncalls,
+    };
+    rb_log(res->status == RB_STATUS_OK || res->status == RB_STATUS_ERROR ? RB_LOG_DEBUG
+                                                                         : RB_LOG_INFO,
+           "job %s: %s in %.1f ms%s%s", j->job_id, rb_status_name(res->status), res->ms,
+           res->error_message ? ": " : "", res->error_message ? res->error_message : "");
+
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (rb_result_pack(&r, &sb) < 0) {
+        /* Without a result there is nothing to confirm: let the job run
+         * again later rather than lose it. */
+        msgpack_sbuffer_destroy(&sb);
+        rb_error("job %s: out of memory packing its result; returning it to the queue", j->job_id);
+        if (c->amqp && j->generation == c->generation) {
+            rb_err err = {{0}};
+            if (rb_amqp_reject(c->amqp, j->delivery_tag, true, &err) < 0) amqp_failed(c, &err);
+        }
+        remove_inflight(c, i);
+        return;
+    }
+    if (!j->reply_to) {
+        log_result(j->job_id, &sb);
+        msgpack_sbuffer_destroy(&sb);
+        settle_now(c, RB_SETTLE_ACK, j->delivery_tag, j->generation);
+        remove_inflight(c, i);
+        return;
+    }
+    rb_outmsg *m = rb_outmsg_new(j->reply_to, j->correlation_id, j->correlation_id_len, sb.data,
+                                 sb.size, persistent_for(j->reply_to));
+    if (!m) {
+        rb_error("job %s: out of memory queueing its result; returning it to the queue", j->job_id);
+        if (c->amqp && j->generation == c->generation) {
+            rb_err err = {{0}};
+            if (rb_amqp_reject(c->amqp, j->delivery_tag, true, &err) < 0) amqp_failed(c, &err);
+        }
+        remove_inflight(c, i);
+        return;
+    }
+    m->settle = RB_SETTLE_ACK;
+    m->delivery_tag = j->delivery_tag;
+    m->generation = j->generation;
+    rb_outbox_hold(&c->outbox, m);
+    remove_inflight(c, i);
+}
+
+static void on_acked(void *ctx, rb_outmsg *m)
+{
+    rb_consumer *c = ctx;
+    settle_now(c, m->settle, m->delivery_tag, m->generation);
+    rb_outmsg_free(m);
+}
+
+/* Publishing again at once would spin as long as the broker keeps
+ * refusing (a full reply queue): wait 200 ms, doubling up to 10 s. */
+static void on_nacked(void *ctx, rb_outmsg *m)
+{
+    rb_consumer *c = ctx;
+    int delay = 200;
+    for (int i = 0; i < m->nacks && delay < 10000; i++)
+        delay *= 2;
+    if (delay > 10000) delay = 10000;
+    m->nacks++;
+    rb_warn("the broker refused a result for %s (basic.nack %d); publishing it again in %d ms",
+            m->routing_key, m->nacks, delay);
+    rb_outbox_retry_later(&c->outbox, m, rb_mono_ms() + delay);
+}
+
+void rb_jobs_on_confirm(rb_consumer *c, uint64_t seq, bool multiple, bool ack)
+{
+    size_t n = rb_outbox_confirm(&c->outbox, seq, multiple, ack ? on_acked : on_nacked, c);
+    if (n == 0) rb_debug("confirm for unknown publish %llu ignored", (unsigned long long)seq);
+}
+
+int rb_jobs_flush(rb_consumer *c)
+{
+    while (c->amqp && !c->amqp_failed) {
+        rb_outmsg *m = rb_outbox_take_held(&c->outbox);
+        if (!m) break;
+        uint64_t seq;
+        rb_err err = {{0}};
+        if (rb_amqp_publish(c->amqp, m->routing_key, m->correlation_id, m->correlation_id_len,
+                            m->body, m->len, m->persistent, &seq, &err) < 0) {
+            rb_outbox_hold_front(&c->outbox, m);
+            amqp_failed(c, &err);
+            return -1;
+        }
+        rb_outbox_published(&c->outbox, m, seq);
+    }
+    return c->amqp_failed ? -1 : 0;
+}
+
+void rb_jobs_free(rb_consumer *c)
+{
+    for (size_t i = 0; i < c->njobs; i++)
+        free_inflight(&c->jobs[i]);
+    free(c->jobs);
+    c->jobs = NULL;
+    c->njobs = c->capjobs = 0;
+    rb_outbox_free(&c->outbox);
+}

@@ -1,0 +1,108 @@
+/*
+ * worker_config.h - the settings of rebound-worker.
+ *
+ * Every setting is a flag (--amqp-url) and an environment variable
+ * (REBOUND_AMQP_URL); a flag wins over the variable, the variable over the
+ * default. Everything is checked here, before the worker connects to
+ * anything: an unknown flag, a bad URL or a bad number is one line of error
+ * text naming the flag or variable.
+ */
+#ifndef REBOUND_WORKER_CONFIG_H
+#define REBOUND_WORKER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "rebound_pool.h"
+#include "rebound_proto.h"
+#include "worker_log.h"
+
+#define RB_DEFAULT_AMQP_URL "amqp://guest:guest@127.0.0.1:5672/"
+
+/* An AMQP URL, taken apart. */
+typedef struct rb_amqp_url {
+    bool tls; /* amqps:// */
+    char host[256];
+    int port;
+    char user[256];
+    char password[256];
+    char vhost[256]; /* percent-decoded; "/" when the URL has no path or "/" */
+} rb_amqp_url;
+
+/*
+ * Parse amqp://[user[:password]@]host[:port][/vhost] (or amqps://). A URL
+ * without a path, or with the path "/" alone, means the default virtual
+ * host "/"; "%2F" spells "/" explicitly. Returns 0, or -1 with err set.
+ */
+int rb_amqp_url_parse(const char *url, rb_amqp_url *out, rb_err *err);
+
+/* Copy url into out (cap bytes, truncating) with the password replaced by
+ * "***", for logs and error messages. */
+void rb_amqp_url_redact(const char *url, char *out, size_t cap);
+
+typedef enum rb_queue_type {
+    RB_QUEUE_QUORUM = 0,
+    RB_QUEUE_CLASSIC,
+} rb_queue_type;
+
+const char *rb_queue_type_name(rb_queue_type t);
+
+/* All strings are owned by the config (rb_worker_config_free). */
+typedef struct rb_worker_config {
+    char *amqp_url;
+    rb_amqp_url amqp;
+    char *tls_ca; /* NULL: the system's CA bundle */
+    char *tls_cert;
+    char *tls_key;
+    char *queue;
+    rb_queue_type queue_type;
+    int consumers;
+    int slots;       /* per consumer */
+    char *code_root; /* absolute, symlinks resolved */
+    rb_mode mode;
+    char *preload;
+    int64_t timeout_ms;
+    int64_t max_timeout_ms;
+    size_t max_job_bytes;
+    size_t max_output_bytes;
+    char *worker_id;
+    char *redis_url; /* "" = no heartbeat */
+    char *redis_prefix;
+    int heartbeat_ms;
+    rb_log_format log_format;
+    rb_log_level log_level;
+    int drain_ms;
+    int prefetch;       /* per consumer */
+    int delivery_limit; /* quorum queues; 0 = none */
+    int amqp_heartbeat_s;
+    int mem_limit_mb;
+    char *run_as;
+    bool allow_network;
+    bool sandbox_best_effort;
+} rb_worker_config;
+
+typedef enum rb_config_result {
+    RB_CONFIG_ERROR = -1, /* err says why; exit 2 */
+    RB_CONFIG_RUN = 0,    /* cfg is complete */
+    RB_CONFIG_DONE = 1,   /* --help or --version was printed to out; exit 0 */
+} rb_config_result;
+
+/*
+ * Fill cfg from the defaults, then the environment, then argv (argv[0] is
+ * the program name). --help and --version print to out. On error cfg holds
+ * whatever was set so far: rb_worker_config_free it all the same.
+ */
+rb_config_result rb_worker_config_parse(rb_worker_config *cfg, int argc, char **argv, FILE *out,
+                                        rb_err *err);
+
+void rb_worker_config_free(rb_worker_config *cfg);
+
+/* Strict number parsing shared with the tests: the whole string must be a
+ * decimal integer in [min, max]. rb_parse_size also takes a K, M or G
+ * suffix (binary: KiB, MiB, GiB, with or without "iB"). Return 0 or -1. */
+int rb_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
+int rb_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+#endif

@@ -1,0 +1,320 @@
+"""Shared parts of the rebound-worker integration tests (test_worker_*.py).
+
+Each test starts its own rebound-worker, on a queue name of its own and
+with a temporary code root, against the private RabbitMQ (and Redis) that
+tests/run starts, and stops it by pid at the end. Every wait is bounded.
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import msgpack
+import pika
+
+AMQP_URL = os.environ.get("REBOUND_TEST_AMQP_URL", "")
+REDIS_URL = os.environ.get("REBOUND_TEST_REDIS_URL", "")
+BIN_DIR = os.environ.get("REBOUND_BIN_DIR", "")
+WORKER = os.path.join(BIN_DIR, "rebound-worker")
+SUBMIT = os.path.join(BIN_DIR, "rebound-submit")
+
+# Python functions the jobs call, written into each test's code root.
+JOBS_PY = '''
+import os
+import time
+
+def add(a, b):
+    return a + b
+
+def echo(*args, **kwargs):
+    return {"args": list(args), "kwargs": kwargs}
+
+def hello(name):
+    print("hello", name)
+    return "hi " + name
+
+def sleep(s, value=None):
+    time.sleep(s)
+    return value
+
+def fail(msg):
+    raise ValueError(msg)
+
+def spin():
+    while True:
+        pass
+
+def pid():
+    return os.getpid()
+
+def raw():
+    return b"\\x00\\xffrebound"
+'''
+
+
+def require_servers(redis=False):
+    """Exit 77 (ctest: skipped) when tests/run did not provide the servers."""
+    missing = [n for n, v in (("REBOUND_TEST_AMQP_URL", AMQP_URL), ("REBOUND_BIN_DIR", BIN_DIR))
+               if not v]
+    if redis and not REDIS_URL:
+        missing.append("REBOUND_TEST_REDIS_URL")
+    if missing:
+        print("skipped: %s not set (run through tests/run)" % ", ".join(missing))
+        sys.exit(77)
+
+
+def unique_queue(tag):
+    return "rbtest.%s.%d.%s" % (tag, os.getpid(), uuid.uuid4().hex[:6])
+
+
+def wait_until(pred, timeout, what, step=0.05):
+    """Poll pred until it is true; fail with `what` after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+        time.sleep(step)
+
+
+def job(job_id, calls, **extra):
+    body = {"v": 1, "id": job_id, "calls": calls}
+    body.update(extra)
+    return body
+
+
+def call(fcn, *args, **kwargs):
+    c = {"fcn": fcn, "file": "jobs.py", "args": list(args)}
+    if kwargs:
+        c["kwargs"] = kwargs
+    return c
+
+
+class Worker:
+    """A rebound-worker process with its own queue, code root and log file."""
+
+    def __init__(self, queue, mode="internal", consumers=1, slots=2, args=(), env=None,
+                 ready=True):
+        self.queue = queue
+        self.consumers = consumers
+        self.code_root = tempfile.mkdtemp(prefix="rbw-code-")
+        # Native mode runs jobs as --run-as (nobody): they must read the code.
+        os.chmod(self.code_root, 0o755)
+        with open(os.path.join(self.code_root, "jobs.py"), "w") as f:
+            f.write(JOBS_PY)
+        fd, self.log_path = tempfile.mkstemp(prefix="rbw-log-", suffix=".txt")
+        self.log = os.fdopen(fd, "w")
+        self.argv = [WORKER, "--amqp-url", AMQP_URL, "--queue", queue, "--mode", mode,
+                     "--consumers", str(consumers), "--slots", str(slots),
+                     "--code-root", self.code_root, "--preload", "json",
+                     "--log-level", "debug", "--sandbox-best-effort"] + list(args)
+        e = dict(os.environ)
+        e.update(env or {})
+        self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=self.log,
+                                     stdin=subprocess.DEVNULL, env=e)
+        self.returncode = None
+        if ready:
+            try:
+                self.wait_log(r"connected to ", count=consumers, timeout=120)
+            except BaseException:
+                print(self.tail(), file=sys.stderr)
+                self.cleanup()
+                raise
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def text(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def wait_log(self, pattern, count=1, timeout=60):
+        rx = re.compile(pattern)
+
+        def seen():
+            if self.proc.poll() is not None and len(rx.findall(self.text())) < count:
+                raise AssertionError("worker exited (%s) before logging %r:\n%s"
+                                     % (self.proc.returncode, pattern, self.tail()))
+            return len(rx.findall(self.text())) >= count
+        wait_until(seen, timeout, "%d x %r in the worker log" % (count, pattern))
+
+    def tail(self, n=60):
+        return "\n".join(self.text().splitlines()[-n:])
+
+    def consumer_pids(self):
+        """Pids of the supervisor's children (the consumer processes)."""
+        path = "/proc/%d/task/%d/children" % (self.pid, self.pid)
+        try:
+            with open(path) as f:
+                return [int(p) for p in f.read().split()]
+        except FileNotFoundError:
+            return []
+
+    def signal(self, sig):
+        os.kill(self.pid, sig)
+
+    def wait(self, timeout=60):
+        try:
+            self.returncode = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("worker did not exit within %d s:\n%s" % (timeout, self.tail()))
+        return self.returncode
+
+    def stop(self, timeout=60):
+        """SIGTERM, wait; the exit must be clean (status 0, no sanitizer report)."""
+        if self.proc.poll() is None:
+            self.signal(signal.SIGTERM)
+        rc = self.wait(timeout)
+        self.check_clean(rc)
+        return rc
+
+    def check_clean(self, rc=0):
+        text = self.text()
+        for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if bad in text:
+                raise AssertionError("sanitizer report in the worker log:\n" + self.tail(120))
+        if rc != 0:
+            raise AssertionError("worker exited with %s:\n%s" % (rc, self.tail()))
+
+    def cleanup(self):
+        """Never leave the worker behind, whatever happened."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+        for pid in self.consumer_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.log.close()
+        shutil.rmtree(self.code_root, ignore_errors=True)
+        if os.environ.get("REBOUND_KEEP_LOGS") != "1":
+            os.unlink(self.log_path)
+
+
+def connect():
+    params = pika.URLParameters(AMQP_URL)
+    params.heartbeat = 30
+    params.blocked_connection_timeout = 60
+    return pika.BlockingConnection(params)
+
+
+class Client:
+    """A job sender on its own connection, with direct reply-to.
+
+    Replies are collected per correlation id; each one counts, so a reply
+    arriving twice is seen as such.
+    """
+
+    def __init__(self):
+        self.conn = connect()
+        self.ch = self.conn.channel()
+        self.replies = {}  # correlation id -> list of decoded results
+        self.props = {}
+        self.ch.basic_consume("amq.rabbitmq.reply-to", self._on_reply, auto_ack=True)
+
+    def _on_reply(self, ch, method, props, body):
+        res = msgpack.unpackb(body, raw=False)
+        self.replies.setdefault(props.correlation_id, []).append(res)
+        self.props.setdefault(props.correlation_id, []).append(props)
+
+    def send(self, queue, body, correlation_id=None, content_type="application/msgpack",
+             raw=None):
+        cid = correlation_id or uuid.uuid4().hex
+        data = raw if raw is not None else msgpack.packb(body, use_bin_type=True)
+        self.ch.basic_publish(
+            "", queue, data,
+            pika.BasicProperties(reply_to="amq.rabbitmq.reply-to", correlation_id=cid,
+                                 content_type=content_type, delivery_mode=2))
+        return cid
+
+    def wait(self, cids, timeout=60):
+        """Wait until every cid has at least one reply."""
+        deadline = time.monotonic() + timeout
+        while any(c not in self.replies for c in cids):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                missing = [c for c in cids if c not in self.replies]
+                raise AssertionError("%d of %d replies missing after %d s"
+                                     % (len(missing), len(cids), timeout))
+            self.conn.process_data_events(time_limit=min(left, 0.2))
+
+    def call(self, queue, body, timeout=60, **kw):
+        cid = self.send(queue, body, **kw)
+        self.wait([cid], timeout)
+        return self.replies[cid][0]
+
+    def close(self):
+        try:
+            self.conn.close()
+        except Exception:
+            pass
+
+
+def queue_counts(queue):
+    """(ready messages, consumers) of a queue, from a passive declare."""
+    conn = connect()
+    try:
+        ok = conn.channel().queue_declare(queue, passive=True)
+        return ok.method.message_count, ok.method.consumer_count
+    finally:
+        conn.close()
+
+
+def get_one(queue, timeout=10):
+    """Take one message from queue (basic.get, acked), waiting up to timeout."""
+    conn = connect()
+    try:
+        ch = conn.channel()
+        deadline = time.monotonic() + timeout
+        while True:
+            method, props, body = ch.basic_get(queue, auto_ack=True)
+            if method:
+                return props, body
+            if time.monotonic() >= deadline:
+                raise AssertionError("no message in %s within %d s" % (queue, timeout))
+            conn.sleep(0.1)
+    finally:
+        conn.close()
+
+
+def delete_queues(*names):
+    try:
+        conn = connect()
+    except Exception:
+        return
+    try:
+        ch = conn.channel()
+        for n in names:
+            ch.queue_delete(n)
+    except Exception:
+        pass
+    finally:
+        try:
+            conn.close()
+        except Exception:
+            pass
+
+
+def run_tests(cases, redis=False):
+    """Run unittest cases after the servers check; exit with the verdict."""
+    import unittest
+    require_servers(redis)
+    suite = unittest.TestSuite()
+    for c in cases:
+        suite.addTests(unittest.defaultTestLoader.loadTestsFromTestCase(c))
+    result = unittest.TextTestRunner(verbosity=2).run(suite)
+    sys.exit(0 if result.wasSuccessful() else 1)
+
+
+__all__ = ["AMQP_URL", "REDIS_URL", "SUBMIT", "WORKER", "Client", "Worker", "call", "connect",
+           "delete_queues", "get_one", "job", "queue_counts", "run_tests", "unique_queue",
+           "wait_until"]

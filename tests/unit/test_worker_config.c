@@ -1,0 +1,331 @@
+/* rebound-worker settings: defaults, environment, flags, errors, AMQP URLs. */
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "worker_config.h"
+
+static const char *const env_vars[] = {
+    "REBOUND_AMQP_URL",  "REBOUND_QUEUE",         "REBOUND_QUEUE_TYPE", "REBOUND_CONSUMERS",
+    "REBOUND_SLOTS",     "REBOUND_PREFETCH",      "REBOUND_CODE_ROOT",  "REBOUND_MODE",
+    "REBOUND_WORKER_ID", "REBOUND_REDIS_URL",     "REBOUND_TIMEOUT_MS", "REBOUND_MAX_JOB_BYTES",
+    "REBOUND_DRAIN_MS",  "REBOUND_ALLOW_NETWORK",
+};
+
+static int clear_env(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof env_vars / sizeof env_vars[0]; i++)
+        unsetenv(env_vars[i]);
+    return 0;
+}
+
+/* Parse argv (NULL-terminated, program name added); returns the result. */
+static rb_config_result parse(rb_worker_config *cfg, rb_err *err, ...)
+{
+    char *argv[32] = {"rebound-worker"};
+    int argc = 1;
+    va_list ap;
+    va_start(ap, err);
+    for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 31;)
+        argv[argc++] = a;
+    va_end(ap);
+    FILE *out = fopen("/dev/null", "w");
+    assert_non_null(out);
+    memset(err, 0, sizeof *err);
+    rb_config_result r = rb_worker_config_parse(cfg, argc, argv, out, err);
+    fclose(out);
+    return r;
+}
+
+static int cpus(void)
+{
+    cpu_set_t set;
+    assert_int_equal(sched_getaffinity(0, sizeof set, &set), 0);
+    return CPU_COUNT(&set);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    rb_worker_config cfg;
+    rb_err err;
+    assert_int_equal(parse(&cfg, &err, NULL), RB_CONFIG_RUN);
+    assert_string_equal(cfg.amqp_url, RB_DEFAULT_AMQP_URL);
+    assert_string_equal(cfg.amqp.host, "127.0.0.1");
+    assert_int_equal(cfg.amqp.port, 5672);
+    assert_string_equal(cfg.amqp.vhost, "/");
+    assert_false(cfg.amqp.tls);
+    assert_string_equal(cfg.queue, "rebound.jobs");
+    assert_int_equal(cfg.queue_type, RB_QUEUE_QUORUM);
+    assert_int_equal(cfg.consumers, 1);
+    assert_int_equal(cfg.slots, cpus());
+    assert_int_equal(cfg.prefetch, cfg.slots);
+    assert_int_equal(cfg.mode, RB_MODE_NATIVE);
+    assert_string_equal(cfg.preload, "numpy,lxml.etree,json,random,math");
+    assert_int_equal(cfg.timeout_ms, 10000);
+    assert_int_equal(cfg.max_timeout_ms, 60000);
+    assert_int_equal(cfg.max_job_bytes, 8 << 20);
+    assert_int_equal(cfg.max_output_bytes, 1 << 20);
+    assert_string_equal(cfg.redis_url, "");
+    assert_string_equal(cfg.redis_prefix, "rebound");
+    assert_int_equal(cfg.heartbeat_ms, 2000);
+    assert_int_equal(cfg.log_format, RB_LOG_TEXT);
+    assert_int_equal(cfg.log_level, RB_LOG_INFO);
+    assert_int_equal(cfg.drain_ms, 30000);
+    assert_int_equal(cfg.delivery_limit, 5);
+    assert_int_equal(cfg.amqp_heartbeat_s, 10);
+    assert_int_equal(cfg.mem_limit_mb, 1024);
+    assert_string_equal(cfg.run_as, "nobody");
+    assert_false(cfg.allow_network);
+    assert_false(cfg.sandbox_best_effort);
+    assert_null(cfg.tls_ca);
+
+    char cwd[4096];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    char *real = realpath(cwd, NULL);
+    assert_string_equal(cfg.code_root, real);
+    free(real);
+
+    char host[256] = "", want[320];
+    gethostname(host, sizeof host - 1);
+    snprintf(want, sizeof want, "%s-%ld", host, (long)getpid());
+    assert_string_equal(cfg.worker_id, want);
+    rb_worker_config_free(&cfg);
+}
+
+static void test_flags(void **state)
+{
+    (void)state;
+    rb_worker_config cfg;
+    rb_err err;
+    assert_int_equal(parse(&cfg, &err, "--queue", "q1", "--queue-type=classic", "--consumers", "3",
+                           "--slots", "4", "--mode", "internal", "--max-job-bytes", "2M",
+                           "--max-output-bytes=16KiB", "--allow-network",
+                           "--sandbox-best-effort=no", "--worker-id", "w7", "--code-root", "/tmp",
+                           "--log-level", "debug", "--log-format", "json", "--delivery-limit", "0",
+                           NULL),
+                     RB_CONFIG_RUN);
+    assert_string_equal(cfg.queue, "q1");
+    assert_int_equal(cfg.queue_type, RB_QUEUE_CLASSIC);
+    assert_int_equal(cfg.consumers, 3);
+    assert_int_equal(cfg.slots, 4);
+    assert_int_equal(cfg.prefetch, 4); /* follows --slots */
+    assert_int_equal(cfg.mode, RB_MODE_INTERNAL);
+    assert_int_equal(cfg.max_job_bytes, 2 << 20);
+    assert_int_equal(cfg.max_output_bytes, 16 << 10);
+    assert_true(cfg.allow_network);
+    assert_false(cfg.sandbox_best_effort);
+    assert_string_equal(cfg.worker_id, "w7");
+    assert_string_equal(cfg.code_root, "/tmp");
+    assert_int_equal(cfg.log_level, RB_LOG_DEBUG);
+    assert_int_equal(cfg.log_format, RB_LOG_JSON);
+    assert_int_equal(cfg.delivery_limit, 0);
+    rb_worker_config_free(&cfg);
+}
+
+static void test_slots_default_divides_cpus(void **state)
+{
+    (void)state;
+    rb_worker_config cfg;
+    rb_err err;
+    assert_int_equal(parse(&cfg, &err, "--consumers", "1000", "--code-root", "/tmp", NULL),
+                     RB_CONFIG_ERROR); /* above 256 */
+    rb_worker_config_free(&cfg);
+    assert_int_equal(parse(&cfg, &err, "--consumers", "256", "--prefetch", "9", NULL),
+                     RB_CONFIG_RUN);
+    int want = cpus() / 256;
+    assert_int_equal(cfg.slots, want < 1 ? 1 : want);
+    assert_int_equal(cfg.prefetch, 9);
+    rb_worker_config_free(&cfg);
+}
+
+static void test_environment_and_precedence(void **state)
+{
+    (void)state;
+    setenv("REBOUND_QUEUE", "from-env", 1);
+    setenv("REBOUND_SLOTS", "7", 1);
+    setenv("REBOUND_ALLOW_NETWORK", "yes", 1);
+    setenv("REBOUND_TIMEOUT_MS", "", 1); /* empty: unset */
+    rb_worker_config cfg;
+    rb_err err;
+    assert_int_equal(parse(&cfg, &err, "--slots", "2", NULL), RB_CONFIG_RUN);
+    assert_string_equal(cfg.queue, "from-env");
+    assert_int_equal(cfg.slots, 2); /* the flag wins */
+    assert_true(cfg.allow_network);
+    assert_int_equal(cfg.timeout_ms, 10000);
+    rb_worker_config_free(&cfg);
+
+    setenv("REBOUND_SLOTS", "lots", 1);
+    assert_int_equal(parse(&cfg, &err, NULL), RB_CONFIG_ERROR);
+    assert_non_null(strstr(err.msg, "REBOUND_SLOTS"));
+    rb_worker_config_free(&cfg);
+
+    unsetenv("REBOUND_SLOTS");
+    setenv("REBOUND_AMQP_URL", "http://nope/", 1);
+    assert_int_equal(parse(&cfg, &err, NULL), RB_CONFIG_ERROR);
+    assert_non_null(strstr(err.msg, "REBOUND_AMQP_URL"));
+    rb_worker_config_free(&cfg);
+}
+
+static void expect_error(const char *what, const char *a, const char *b)
+{
+    rb_worker_config cfg;
+    rb_err err;
+    rb_config_result r = parse(&cfg, &err, a, b, NULL);
+    rb_worker_config_free(&cfg);
+    if (r != RB_CONFIG_ERROR || !strstr(err.msg, what) || strchr(err.msg, '\n'))
+        fail_msg("%s %s: got %d '%s', want an error naming %s", a, b ? b : "", r, err.msg, what);
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    expect_error("--bogus", "--bogus", NULL);
+    expect_error("'extra'", "extra", NULL);
+    expect_error("--slots", "--slots", "0");
+    expect_error("--slots", "--slots", "1.5");
+    expect_error("--slots", "--slots", "");
+    expect_error("--slots", "--slots", NULL); /* no value */
+    expect_error("--timeout-ms", "--timeout-ms", "99999999999999999999");
+    expect_error("--max-job-bytes", "--max-job-bytes", "1T");
+    expect_error("--max-job-bytes", "--max-job-bytes", "0");
+    expect_error("--queue-type", "--queue-type", "stream");
+    expect_error("--mode", "--mode", "vm");
+    expect_error("--log-level", "--log-level", "trace");
+    expect_error("--allow-network", "--allow-network=perhaps", NULL);
+    expect_error("--code-root", "--code-root", "/nonexistent/rebound");
+    expect_error("--code-root", "--code-root", "/etc/hostname"); /* not a directory */
+    expect_error("--amqp-url", "--amqp-url", "amqp://h/a/b");
+    expect_error("--redis-url", "--redis-url", "http://h");
+    expect_error("--worker-id", "--worker-id", "a b");
+    expect_error("--queue", "--queue", "");
+    expect_error("--tls-key", "--tls-cert", "/tmp/cert.pem");
+    expect_error("--max-timeout-ms", "--max-timeout-ms", "5000"); /* < --timeout-ms 10000 */
+}
+
+static void test_help(void **state)
+{
+    (void)state;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    assert_non_null(out);
+    char *argv[] = {"rebound-worker", "--help", NULL};
+    rb_worker_config cfg;
+    rb_err err = {{0}};
+    assert_int_equal(rb_worker_config_parse(&cfg, 2, argv, out, &err), RB_CONFIG_DONE);
+    fclose(out);
+    assert_non_null(strstr(text, "--amqp-url URL"));
+    assert_non_null(strstr(text, "[REBOUND_QUEUE; default: rebound.jobs]"));
+    assert_non_null(strstr(text, "[REBOUND_SLOTS]"));
+    free(text);
+    rb_worker_config_free(&cfg);
+}
+
+static void url_ok(const char *url, bool tls, const char *host, int port, const char *user,
+                   const char *password, const char *vhost)
+{
+    rb_amqp_url u;
+    rb_err err = {{0}};
+    if (rb_amqp_url_parse(url, &u, &err) < 0) fail_msg("%s: %s", url, err.msg);
+    assert_int_equal(u.tls, tls);
+    assert_string_equal(u.host, host);
+    assert_int_equal(u.port, port);
+    assert_string_equal(u.user, user);
+    assert_string_equal(u.password, password);
+    assert_string_equal(u.vhost, vhost);
+}
+
+static void test_amqp_urls(void **state)
+{
+    (void)state;
+    /* No path and a lone "/" both mean the default vhost "/". */
+    url_ok("amqp://h", false, "h", 5672, "guest", "guest", "/");
+    url_ok("amqp://h/", false, "h", 5672, "guest", "guest", "/");
+    url_ok("amqp://h:1234/%2F", false, "h", 1234, "guest", "guest", "/");
+    url_ok("amqp://h/%2fprod", false, "h", 5672, "guest", "guest", "/prod");
+    url_ok("amqp://u:p%40ss@h/v", false, "h", 5672, "u", "p@ss", "v");
+    url_ok("amqps://h", true, "h", 5671, "guest", "guest", "/");
+    url_ok("amqp://[::1]:5673/x", false, "::1", 5673, "guest", "guest", "x");
+
+    const char *bad[] = {"http://h/",
+                         "amqp://h:0/",
+                         "amqp://h:70000/",
+                         "amqp://h:x/",
+                         "amqp://h/a/b",
+                         "amqp://h/%zz",
+                         "",
+                         "amqp:/h"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rb_amqp_url u;
+        rb_err err = {{0}};
+        if (rb_amqp_url_parse(bad[i], &u, &err) == 0) fail_msg("'%s' parsed", bad[i]);
+        assert_true(err.msg[0] != '\0');
+    }
+}
+
+static void test_url_redaction(void **state)
+{
+    (void)state;
+    char out[128];
+    rb_amqp_url_redact("amqp://bob:s3cret@h:1/v", out, sizeof out);
+    assert_string_equal(out, "amqp://bob:***@h:1/v");
+    rb_amqp_url_redact("amqp://bob@h/", out, sizeof out);
+    assert_string_equal(out, "amqp://bob@h/");
+    rb_amqp_url_redact("amqp://h/a@b", out, sizeof out);
+    assert_string_equal(out, "amqp://h/a@b");
+
+    rb_amqp_url u;
+    rb_err err = {{0}};
+    assert_int_equal(rb_amqp_url_parse("amqp://bob:s3cret@h:0/", &u, &err), -1);
+    assert_null(strstr(err.msg, "s3cret"));
+}
+
+static void test_numbers(void **state)
+{
+    (void)state;
+    uint64_t v;
+    assert_int_equal(rb_parse_size("8MiB", 1, UINT64_MAX, &v), 0);
+    assert_int_equal(v, 8u << 20);
+    assert_int_equal(rb_parse_size("3k", 1, UINT64_MAX, &v), 0);
+    assert_int_equal(v, 3072);
+    assert_int_equal(rb_parse_size("2G", 1, UINT64_MAX, &v), 0);
+    assert_int_equal(v, 2ULL << 30);
+    assert_int_equal(rb_parse_size("12", 1, UINT64_MAX, &v), 0);
+    assert_int_equal(v, 12);
+    assert_int_equal(rb_parse_size("-1", 0, UINT64_MAX, &v), -1);
+    assert_int_equal(rb_parse_size("1Mx", 0, UINT64_MAX, &v), -1);
+    assert_int_equal(rb_parse_size("99999999999999G", 0, UINT64_MAX, &v), -1);
+    assert_int_equal(rb_parse_size("2K", 0, 1024, &v), -1);
+    int64_t i;
+    assert_int_equal(rb_parse_int64("-5", -10, 10, &i), 0);
+    assert_int_equal(i, -5);
+    assert_int_equal(rb_parse_int64(" 5", 0, 10, &i), -1);
+    assert_int_equal(rb_parse_int64("5 ", 0, 10, &i), -1);
+    assert_int_equal(rb_parse_int64("11", 0, 10, &i), -1);
+    assert_int_equal(rb_parse_int64("0x5", 0, 10, &i), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_defaults, clear_env),
+        cmocka_unit_test_setup(test_flags, clear_env),
+        cmocka_unit_test_setup(test_slots_default_divides_cpus, clear_env),
+        cmocka_unit_test_setup(test_environment_and_precedence, clear_env),
+        cmocka_unit_test_setup(test_errors, clear_env),
+        cmocka_unit_test_setup(test_help, clear_env),
+        cmocka_unit_test(test_amqp_urls),
+        cmocka_unit_test(test_url_redaction),
+        cmocka_unit_test(test_numbers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
