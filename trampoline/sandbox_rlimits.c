@@ -19,11 +19,11 @@ static int set_limit(int resource, const char *name, rlim_t value, rb_err *err)
 
 int sandbox_rlimits_apply(const sandbox_plan *plan, rb_err *err)
 {
-    /* The limit is on what the job adds: the inherited interpreter with its
+    /* The limit (0: none) is on what the job adds: the inherited interpreter with its
      * preloaded libraries already maps a few hundred MB (and far more under
      * AddressSanitizer, whose shadow memory is reserved up front). */
     rlim_t as = ((rlim_t)plan->base_vsz_kb << 10) + ((rlim_t)plan->cfg.mem_limit_mb << 20);
-    if (set_limit(RLIMIT_AS, "RLIMIT_AS", as, err) != 0) return -1;
+    if (plan->cfg.mem_limit_mb > 0 && set_limit(RLIMIT_AS, "RLIMIT_AS", as, err) != 0) return -1;
     if (set_limit(RLIMIT_FSIZE, "RLIMIT_FSIZE", CHILD_FSIZE, err) != 0) return -1;
     if (set_limit(RLIMIT_NOFILE, "RLIMIT_NOFILE", CHILD_NOFILE, err) != 0) return -1;
     if (set_limit(RLIMIT_CORE, "RLIMIT_CORE", 0, err) != 0) return -1;
