@@ -184,6 +184,7 @@ int main(int argc, char **argv)
     static tr_state st;
     if (parse_args(argc, argv, &st.cfg) != 0) return usage("bad arguments");
     tr_role = "mother";
+    prctl(PR_SET_NAME, "rebound-mother"); /* what ps and top show */
 
     /* Die with the pool, whatever killed it (the pool checked, before the
      * exec, that it was still there). */

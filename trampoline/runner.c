@@ -74,19 +74,15 @@ static const char runner_source[] =
     "    sys.meta_path.pop(0)\n"
     "    src = 'import os\\ndef f(*a, **k):\\n    return [1, 2.0, \\'x\\', None]\\n'\n"
     "    call(None, src, 'f', tmpdir, [], [1], {'a': 1})\n"
-    "    path = os.path.join(tmpdir, '_warm.py')\n"
-    "    with open(path, 'w') as f:\n"
-    "        f.write(src)\n"
-    "    call(path, None, 'f', tmpdir, [tmpdir], [1], {'a': 1})\n"
-    "    os.unlink(path)\n"
-    "    sys.path.remove(tmpdir)\n"
     "    _modules.clear()\n"
+    "    flush()\n"
+    "\n"
+    "def reseed():\n"
     "    # random reseeds itself in a forked child; numpy's global generator\n"
-    "    # does not, and every child would draw the zygote's numbers.\n"
+    "    # does not, and every child would draw the same numbers.\n"
     "    np = sys.modules.get('numpy')\n"
     "    if np is not None:\n"
     "        np.random.seed()\n"
-    "    flush()\n"
     "\n"
     "def flush():\n"
     "    for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):\n"
@@ -95,7 +91,7 @@ static const char runner_source[] =
     "        except Exception:\n"
     "            pass\n";
 
-static PyObject *fn_prepare, *fn_call, *fn_describe, *fn_flush, *fn_warm;
+static PyObject *fn_prepare, *fn_call, *fn_describe, *fn_flush, *fn_warm, *fn_reseed;
 
 int runner_init(rb_err *err)
 {
@@ -112,8 +108,9 @@ int runner_init(rb_err *err)
     fn_describe = PyObject_GetAttrString(mod, "describe");
     fn_flush = PyObject_GetAttrString(mod, "flush");
     fn_warm = PyObject_GetAttrString(mod, "warm");
+    fn_reseed = PyObject_GetAttrString(mod, "reseed");
     Py_DECREF(mod);
-    if (!fn_prepare || !fn_call || !fn_describe || !fn_flush || !fn_warm)
+    if (!fn_prepare || !fn_call || !fn_describe || !fn_flush || !fn_warm || !fn_reseed)
         return rb_err_set(err, "the runner helper is incomplete");
     return 0;
 }
@@ -196,6 +193,13 @@ void runner_take_exception(char **type, char **message, char **traceback)
 void runner_warm(const char *tmpdir)
 {
     PyObject *r = PyObject_CallFunction(fn_warm, "s", tmpdir);
+    if (!r) PyErr_Clear();
+    Py_XDECREF(r);
+}
+
+void runner_reseed(void)
+{
+    PyObject *r = PyObject_CallNoArgs(fn_reseed);
     if (!r) PyErr_Clear();
     Py_XDECREF(r);
 }

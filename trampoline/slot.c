@@ -128,7 +128,11 @@ int slot_pollfds(slot *s, struct pollfd *fds, int max)
     if (s->result_fd >= 0 && n < max) fds[n++] = (struct pollfd){s->result_fd, POLLIN, 0};
     if (s->job && s->capture_fd >= 0 && n < max)
         fds[n++] = (struct pollfd){s->capture_fd, POLLIN, 0};
-    if (s->job && s->job_fd >= 0 && n < max) fds[n++] = (struct pollfd){s->job_fd, POLLOUT, 0};
+    /* Only while part of the job is still to be written: the pipe stays
+     * open for acknowledgements, and an idle writable pipe would wake the
+     * loop at once, every time. */
+    if (s->job && s->job_fd >= 0 && s->job_written < s->job->len && n < max)
+        fds[n++] = (struct pollfd){s->job_fd, POLLOUT, 0};
     return n;
 }
 

@@ -23,6 +23,7 @@
 #include <Python.h>
 
 #include "ctl.h"
+#include "runner.h"
 #include "trampoline.h"
 
 /* Where a protocol fd lands in the child: high, and not 0-2. */
@@ -82,6 +83,7 @@ static pid_t spawn_child(tr_state *st, int slot, int zctl, int sigfd, const char
         return -1;
     }
 
+    runner_reseed();
     PyOS_BeforeFork();
     pid_t pid = fork();
     if (pid == 0) {
@@ -129,6 +131,7 @@ static pid_t spawn_child(tr_state *st, int slot, int zctl, int sigfd, const char
 void zygote_run(tr_state *st, int slot, int zctl)
 {
     tr_role = "zygote";
+    prctl(PR_SET_NAME, "rebound-zygote"); /* what ps and top show */
     st->zygote_pid = getpid();
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != st->mother_pid) _exit(0);

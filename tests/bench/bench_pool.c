@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -116,12 +117,22 @@ static double tree_cpu_ms(pid_t pid)
     snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
     f = fopen(path, "r");
     int child;
-    while (f && fscanf(f, "%d", &child) == 1) ms += tree_cpu_ms(child);
+    while (f && fscanf(f, "%d", &child) == 1)
+        ms += tree_cpu_ms(child);
     if (f) fclose(f);
     return ms;
 }
 
-static double cpu_per_job;
+static double cpu_per_job, cpu_pool_per_job;
+
+/* CPU time (ms) of this process alone: the pool's side. */
+static double self_cpu_ms(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
 
 /* Throughput: all jobs queued at once, time to drain. */
 static double throughput(rb_pool *pool, const char *json, int jobs)
@@ -134,13 +145,14 @@ static double throughput(rb_pool *pool, const char *json, int jobs)
     rb_err err;
     rb_job_decode(body, len, &lim, &job, NULL, &err);
     collect c = {.pool = pool, .want = jobs};
-    double cpu0 = tree_cpu_ms(getpid());
+    double cpu0 = tree_cpu_ms(getpid()), self0 = self_cpu_ms();
     double t0 = now_ms();
     for (int i = 0; i < jobs; i++)
         rb_pool_submit(pool, (uint64_t)i, body, len, job);
     harness_drive(pool, 600000, collected, &c);
     double secs = (now_ms() - t0) / 1e3;
     cpu_per_job = (tree_cpu_ms(getpid()) - cpu0) / (c.got ? c.got : 1);
+    cpu_pool_per_job = (self_cpu_ms() - self0) / (c.got ? c.got : 1);
     if (c.failed) fprintf(stderr, "bench: %d jobs failed\n", c.failed);
     rb_job_free(job);
     free(body);
@@ -232,9 +244,11 @@ static bool all_ready(void *ctx)
 int main(int argc, char **argv)
 {
     int jobs = 3000, naive_jobs = 40;
+    const char *only = ""; /* "throughput": that row alone, for profiling */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--jobs") == 0) jobs = atoi(argv[i + 1]);
         if (strcmp(argv[i], "--naive-jobs") == 0) naive_jobs = atoi(argv[i + 1]);
+        if (strcmp(argv[i], "--only") == 0) only = argv[i + 1];
     }
     const char *mode = getenv("REBOUND_BENCH_MODE") ? getenv("REBOUND_BENCH_MODE") : "native";
     char *root = harness_code_root();
@@ -248,6 +262,17 @@ int main(int argc, char **argv)
 
     printf("rebound pool benchmark (mode %s, %d jobs per row; medians of one run)\n\n", mode, jobs);
 
+    if (strcmp(only, "throughput") == 0) {
+        rb_pool *two = harness_pool(mode, 2, root, NULL);
+        harness_drive(two, 10000, all_ready, two);
+        double rate = throughput(two, JOB, jobs);
+        printf("jobs/s %.0f, CPU per job %.2f ms (pool %.2f ms)\n", rate, cpu_per_job,
+               cpu_pool_per_job);
+        rb_pool_free(two);
+        harness_rmtree(root);
+        free(root);
+        return 0;
+    }
     rb_pool *one = harness_pool(mode, 1, root, NULL);
     double p50, p99, np50, np99, n50, n99, nrate2;
     latency(one, JOB, jobs, &p50, &p99);
@@ -257,7 +282,7 @@ int main(int argc, char **argv)
     rb_pool *two = harness_pool(mode, 2, root, NULL);
     harness_drive(two, 10000, all_ready, two);
     double rate = throughput(two, JOB, jobs);
-    double cpu_trivial = cpu_per_job;
+    double cpu_trivial = cpu_per_job, cpu_pool_trivial = cpu_pool_per_job;
     harness_drive(two, 10000, all_ready, two);
     double nprate = throughput(two, NP_JOB, jobs / 2);
     rb_pool_free(two);
@@ -272,6 +297,7 @@ int main(int argc, char **argv)
     printf("| jobs/s, 2 slots                     | %.0f | %.1f | %.0fx |\n", rate, nrate2,
            rate / nrate2);
     printf("| CPU per job, all processes (ms)     | %.2f | - | - |\n", cpu_trivial);
+    printf("| of which the pool's own (ms)        | %.2f | - | - |\n", cpu_pool_trivial);
     printf("| jobs/s that CPU allows on %ld cores  | %.0f | - | - |\n",
            sysconf(_SC_NPROCESSORS_ONLN), sysconf(_SC_NPROCESSORS_ONLN) * 1000.0 / cpu_trivial);
     printf("\n| small numpy job (50x50 matmul)      | rebound pool |\n|---|---:|\n");
