@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <Python.h>
@@ -30,6 +31,15 @@ void tr_log(const char *fmt, ...)
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     fprintf(stderr, "rebound-trampoline[%d] %s: %s\n", (int)getpid(), tr_role, line);
+}
+
+int tr_sigchld_fd(void)
+{
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, NULL);
+    return signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
 static int usage(const char *what)

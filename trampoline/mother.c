@@ -63,11 +63,7 @@ static void spawn(tr_state *st, int sock, int sigfd, long long slot, int zctl)
 int mother_run(tr_state *st)
 {
     int sock = st->cfg.control_fd;
-    sigset_t chld;
-    sigemptyset(&chld);
-    sigaddset(&chld, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &chld, NULL);
-    int sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    int sigfd = tr_sigchld_fd();
     if (sigfd < 0) {
         tr_log("signalfd: %s", strerror(errno));
         return 1;

@@ -60,6 +60,10 @@ void tmpdir_remove(const char *path);
 void tmpdir_remove_zygote(pid_t zygote); /* all of a dead zygote's */
 void tmpdir_sweep_orphans(void);         /* all whose zygote is gone */
 
+/* SIGCHLD blocked and delivered through the returned signalfd (-1 with
+ * errno on failure): how the mother and the zygotes learn of a death. */
+int tr_sigchld_fd(void);
+
 /* Log one line to stderr with the process role and pid. */
 void tr_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern const char *tr_role;

@@ -138,11 +138,7 @@ void zygote_run(tr_state *st, int slot, int zctl)
     /* Orphans of a job re-parent to us, so we reap them rather than init. */
     prctl(PR_SET_CHILD_SUBREAPER, 1);
 
-    sigset_t chld;
-    sigemptyset(&chld);
-    sigaddset(&chld, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &chld, NULL);
-    int sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    int sigfd = tr_sigchld_fd();
     if (sigfd < 0) {
         tr_log("signalfd: %s", strerror(errno));
         _exit(1);
