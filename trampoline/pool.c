@@ -440,7 +440,7 @@ void rb_pool_result_free(rb_pool_result *res)
 static bool all_ready(const rb_pool *pool)
 {
     for (int i = 0; i < pool->cfg.slots; i++)
-        if (!pool->slots[i].child_ready) return false;
+        if (!pool->slots[i].next.ready) return false;
     return true;
 }
 
@@ -544,15 +544,7 @@ void rb_pool_free(rb_pool *pool)
      * child's directory and exit; closing the mother's then tells her to
      * wait for them and exit. Signals would skip the cleaning up. */
     for (int i = 0; pool->slots && i < pool->cfg.slots; i++) {
-        slot *s = &pool->slots[i];
-        slot_abandon_job(s);
-        if (s->zctl >= 0) close(s->zctl);
-        if (s->job_fd >= 0) close(s->job_fd);
-        if (s->result_fd >= 0) close(s->result_fd);
-        if (s->capture_fd >= 0) close(s->capture_fd);
-        rb_framebuf_free(&s->rbuf);
-        capture_free(&s->cap);
-        msgpack_sbuffer_destroy(&s->calls);
+        slot_free(&pool->slots[i]);
     }
     if (pool->mother_fd >= 0) close(pool->mother_fd);
     reap_mother(pool, 3000);
@@ -604,7 +596,10 @@ void rb_pool_get_stats(rb_pool *pool, rb_pool_stats *out, bool with_memory)
         procmem_read(pool->slots[i].zygote_pid, &rss, &pss);
         out->rss_kb += rss;
         out->pss_kb += pss;
-        procmem_read(pool->slots[i].child_pid, &rss, &pss);
+        procmem_read(pool->slots[i].run.pid, &rss, &pss);
+        out->rss_kb += rss;
+        out->pss_kb += pss;
+        procmem_read(pool->slots[i].next.pid, &rss, &pss);
         out->rss_kb += rss;
         out->pss_kb += pss;
     }

@@ -36,6 +36,14 @@ typedef struct capture {
     bool truncated;
 } capture;
 
+/* A child of a slot's zygote, as the pool sees it: its three pipes. */
+typedef struct child {
+    pid_t pid; /* 0: none */
+    int job_fd, result_fd, capture_fd;
+    bool ready; /* said "ready": sandboxed and waiting for a job */
+    rb_framebuf rbuf;
+} child;
+
 typedef struct slot {
     int idx;
     struct rb_pool *pool;
@@ -45,15 +53,12 @@ typedef struct slot {
     pid_t zygote_pid;      /* 0 until the mother says */
     int64_t respawn_at_ms; /* backoff: no new zygote before this */
     int failures;          /* consecutive zygote failures */
-    int64_t child_due_ms;  /* a ready child must appear by then */
+    int64_t child_due_ms;  /* `next` must be ready by then */
 
-    /* The current child: fds < 0 when there is none. */
-    pid_t child_pid;
-    int job_fd, result_fd, capture_fd;
-    bool child_ready;
-    rb_framebuf rbuf;
+    child run;  /* the child running the job (pid 0 when none) */
+    child next; /* the child for the next job: starting, or ready */
 
-    /* The job it runs, if any. */
+    /* The job `run` runs, if any. */
     pool_job *job;
     size_t job_written; /* bytes of job->wire written so far */
     int64_t deadline_ms;
@@ -114,8 +119,8 @@ int slot_pollfds(slot *s, struct pollfd *fds, int max);
 void slot_process(slot *s, const struct pollfd *fds, int n, int64_t now);
 int slot_timeout_ms(slot *s, int64_t now); /* -1 when none */
 void slot_start_job(slot *s, pool_job *job);
+void slot_free(slot *s);        /* kill its children, close everything */
 void slot_abandon_job(slot *s); /* kill the child; the job gets no result */
-void slot_kill_child(slot *s);
 bool slot_is_free(const slot *s);
 
 /* capture.c */

@@ -1,10 +1,16 @@
 /*
- * slot.c - one slot: its zygote, the zygote's current child, and the job
- * that child runs.
+ * slot.c - one slot: its zygote, the zygote's children, and the job.
+ *
+ * A slot has up to two children: `next`, forked ahead and waiting for a
+ * job, and `run`, running the job. When a job starts, `next` becomes `run`
+ * and the pool tells the zygote, which forks the following child at once:
+ * it gets ready while the job runs (at the lowest CPU priority, so that it
+ * does not slow the job down), and a job that follows another finds a
+ * child waiting instead of waiting for a fork and a process exit.
  *
  * The zygote's control socket says when a child is born (with the child's
- * pipes) and how it ended; the child's own result pipe says when it is
- * ready and what each call returned. A job ends when the child says "done",
+ * pipes) and how it ended; each child's own result pipe says when it is
+ * ready and what each call returned. A job ends when its child says "done",
  * when its deadline passes (the child's process group is killed), or when
  * the child dies first (crashed). None of these costs the zygote.
  */
@@ -32,51 +38,71 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
+static void child_init(child *c)
+{
+    memset(c, 0, sizeof *c);
+    c->job_fd = c->result_fd = c->capture_fd = -1;
+    rb_framebuf_init(&c->rbuf, RB_FRAME_MAX);
+}
+
+/* Kill the child's process group: everything a job started goes with it. */
+static void child_kill(const child *c)
+{
+    if (c->pid > 0) {
+        kill(-c->pid, SIGKILL);
+        kill(c->pid, SIGKILL);
+    }
+}
+
+/* Forget the child (its zygote reports its end on its own). */
+static void child_close(child *c)
+{
+    close_fd(&c->job_fd);
+    close_fd(&c->result_fd);
+    close_fd(&c->capture_fd);
+    rb_framebuf_free(&c->rbuf);
+    child_init(c);
+}
+
 void slot_init(slot *s, rb_pool *pool, int idx)
 {
     memset(s, 0, sizeof *s);
     s->idx = idx;
     s->pool = pool;
-    s->zctl = s->job_fd = s->result_fd = s->capture_fd = -1;
-    rb_framebuf_init(&s->rbuf, RB_FRAME_MAX);
+    s->zctl = -1;
+    child_init(&s->run);
+    child_init(&s->next);
     capture_init(&s->cap, pool->cfg.max_output_bytes);
     msgpack_sbuffer_init(&s->calls);
 }
 
+void slot_free(slot *s)
+{
+    slot_abandon_job(s);
+    child_kill(&s->next);
+    child_close(&s->next);
+    child_close(&s->run);
+    if (s->zctl >= 0) close(s->zctl);
+    s->zctl = -1;
+    capture_free(&s->cap);
+    msgpack_sbuffer_destroy(&s->calls);
+}
+
 bool slot_is_free(const slot *s)
 {
-    return s->child_ready && !s->job && s->job_fd >= 0;
-}
-
-void slot_kill_child(slot *s)
-{
-    if (s->child_pid > 0) {
-        kill(-s->child_pid, SIGKILL);
-        kill(s->child_pid, SIGKILL);
-    }
-}
-
-/* The child is used up (or gone): forget it. Its zygote reports its end
- * and forks the next one on its own. */
-static void forget_child(slot *s)
-{
-    close_fd(&s->job_fd);
-    close_fd(&s->result_fd);
-    close_fd(&s->capture_fd);
-    rb_framebuf_reset(&s->rbuf);
-    s->child_pid = 0;
-    s->child_ready = false;
+    return s->next.ready && !s->job && s->next.job_fd >= 0;
 }
 
 /* The job is over. Its child is used up: kill its process group, whatever
- * it claims, so nothing the job started outlives the job, and expect the
- * zygote's next child. */
+ * it claims, so nothing the job started outlives the job. */
 static void finish(slot *s, rb_status st, const char *etype, const char *emsg)
 {
     pool_finish(s->pool, s, st, etype, emsg);
-    slot_kill_child(s);
-    forget_child(s);
-    s->child_due_ms = pool_now_ms() + s->pool->cfg.spawn_timeout_ms;
+    child_kill(&s->run);
+    child_close(&s->run);
+    /* The next child may have been forked long ago, while a long job ran:
+     * give it the full time from now. */
+    if (!s->next.ready) s->child_due_ms = pool_now_ms() + s->pool->cfg.spawn_timeout_ms;
 }
 
 /* The job goes back to the head of the queue, once: it was handed to a
@@ -96,17 +122,21 @@ void slot_abandon_job(slot *s)
     if (!s->job) return;
     pool_job_free(s->job);
     s->job = NULL;
-    slot_kill_child(s);
-    forget_child(s);
-    s->child_due_ms = pool_now_ms() + s->pool->cfg.spawn_timeout_ms;
+    child_kill(&s->run);
+    child_close(&s->run);
 }
 
 void slot_drop_zygote(slot *s, const char *why)
 {
     rb_pool *pool = s->pool;
-    slot_kill_child(s);
-    if (s->job && !requeue(s)) finish(s, RB_STATUS_CRASHED, "Crashed", why);
-    forget_child(s);
+    child_kill(&s->run);
+    child_kill(&s->next);
+    if (s->job && requeue(s))
+        child_close(&s->run);
+    else if (s->job)
+        finish(s, RB_STATUS_CRASHED, "Crashed", why);
+    child_close(&s->run);
+    child_close(&s->next);
     if (s->zygote_pid > 0) kill(s->zygote_pid, SIGKILL); /* the mother reaps it */
     close_fd(&s->zctl);
     s->zygote_pid = 0;
@@ -125,26 +155,24 @@ int slot_pollfds(slot *s, struct pollfd *fds, int max)
 {
     int n = 0;
     if (s->zctl >= 0 && n < max) fds[n++] = (struct pollfd){s->zctl, POLLIN, 0};
-    if (s->result_fd >= 0 && n < max) fds[n++] = (struct pollfd){s->result_fd, POLLIN, 0};
-    if (s->job && s->capture_fd >= 0 && n < max)
-        fds[n++] = (struct pollfd){s->capture_fd, POLLIN, 0};
+    if (s->next.result_fd >= 0 && n < max) fds[n++] = (struct pollfd){s->next.result_fd, POLLIN, 0};
+    if (s->run.result_fd >= 0 && n < max) fds[n++] = (struct pollfd){s->run.result_fd, POLLIN, 0};
+    if (s->job && s->run.capture_fd >= 0 && n < max)
+        fds[n++] = (struct pollfd){s->run.capture_fd, POLLIN, 0};
     /* Only while part of the job is still to be written: the pipe stays
      * open for acknowledgements, and an idle writable pipe would wake the
      * loop at once, every time. */
-    if (s->job && s->job_fd >= 0 && s->job_written < s->job->len && n < max)
-        fds[n++] = (struct pollfd){s->job_fd, POLLOUT, 0};
+    if (s->job && s->run.job_fd >= 0 && s->job_written < s->job->len && n < max)
+        fds[n++] = (struct pollfd){s->run.job_fd, POLLOUT, 0};
     return n;
 }
 
 int slot_timeout_ms(slot *s, int64_t now)
 {
     int64_t due = -1;
-    if (s->job)
-        due = s->deadline_ms;
-    else if (s->zctl >= 0 && !s->child_ready)
-        due = s->child_due_ms;
-    else if (s->zctl < 0)
-        due = s->respawn_at_ms;
+    if (s->zctl >= 0 && !s->next.ready) due = s->child_due_ms;
+    if (s->job && (due < 0 || s->deadline_ms < due)) due = s->deadline_ms;
+    if (s->zctl < 0 && s->pool->mother_up) due = s->respawn_at_ms;
     if (due < 0) return -1;
     return due <= now ? 0 : (int)(due - now > 1000000 ? 1000000 : due - now);
 }
@@ -154,20 +182,43 @@ static void write_job(slot *s)
 {
     pool_job *j = s->job;
     while (s->job_written < j->len) {
-        ssize_t n = write(s->job_fd, j->wire + s->job_written, j->len - s->job_written);
+        ssize_t n = write(s->run.job_fd, j->wire + s->job_written, j->len - s->job_written);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) return;
         if (n < 0) {
             /* The child is gone; its exit report says how. */
-            close_fd(&s->job_fd);
+            close_fd(&s->run.job_fd);
             return;
         }
         s->job_written += (size_t)n;
     }
 }
 
+/* Tell the zygote its spare child is taken, so it forks the next now. */
+static void tell_taken(slot *s, pid_t pid)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    rb_pack_key(&pk, "t");
+    rb_pack_cstr(&pk, "taken");
+    rb_pack_key(&pk, "pid");
+    msgpack_pack_int64(&pk, pid);
+    /* A full socket or a gone zygote shows up as no next child in time. */
+    ctl_send_sbuf(s->zctl, &sb, NULL, 0);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 void slot_start_job(slot *s, pool_job *job)
 {
+    child_close(&s->run); /* nothing left of the last job's child */
+    s->run = s->next;     /* the pipes and buffer move over */
+    child_init(&s->next);
+    s->child_due_ms = pool_now_ms() + s->pool->cfg.spawn_timeout_ms;
+    tell_taken(s, s->run.pid);
+
     s->job = job;
     s->job_written = 0;
     s->deadline_ms = pool_now_ms() + job->timeout_ms;
@@ -195,7 +246,8 @@ static void describe_exit(int status, char *buf, size_t cap)
 static int take_call(slot *s, const msgpack_object *m)
 {
     rb_pool *pool = s->pool;
-    if (s->capture_fd >= 0 && capture_drain(&s->cap, s->capture_fd) == 0) close_fd(&s->capture_fd);
+    child *c = &s->run;
+    if (c->capture_fd >= 0 && capture_drain(&s->cap, c->capture_fd) == 0) close_fd(&c->capture_fd);
 
     msgpack_sbuffer val, args;
     msgpack_packer pk;
@@ -246,9 +298,9 @@ static int take_call(slot *s, const msgpack_object *m)
     capture_reset(&s->cap);
     /* The child waits for this before its next call, so that call's output
      * cannot be taken for this one's. */
-    if (rc == 0 && !s->call_failed && s->ncalls < s->job->ncalls && s->job_fd >= 0 &&
-        write(s->job_fd, "a", 1) != 1)
-        close_fd(&s->job_fd);
+    if (rc == 0 && !s->call_failed && s->ncalls < s->job->ncalls && c->job_fd >= 0 &&
+        write(c->job_fd, "a", 1) != 1)
+        close_fd(&c->job_fd);
     free(out);
     free(etb);
     msgpack_sbuffer_destroy(&val);
@@ -256,35 +308,36 @@ static int take_call(slot *s, const msgpack_object *m)
     return rc;
 }
 
-/* A frame the child wrote on its result pipe. Returns -1 when the child
- * broke the protocol. */
-static int take_frame(slot *s, const char *frame, size_t len)
+/* A frame child c wrote on its result pipe. Returns 1 when the job ended,
+ * -1 when the child broke the protocol, 0 otherwise. */
+static int take_frame(slot *s, child *c, const char *frame, size_t len)
 {
     msgpack_unpacked unp;
     char type[32];
     int rc = 0;
+    bool is_run = c == &s->run && s->job;
     if (ctl_parse(frame, len, &unp, type, sizeof type) != 0) {
         rc = -1;
-    } else if (strcmp(type, "ready") == 0 && !s->child_ready && !s->job) {
+    } else if (strcmp(type, "ready") == 0 && c == &s->next && !c->ready) {
         char report[512];
         ctl_get_str(&unp.data, "sandbox", report, sizeof report);
-        s->child_ready = true;
+        c->ready = true;
         s->failures = 0;
         pool_note_sandbox(s->pool, report);
-        /* Whatever reached the capture pipe so far is not a job's output. */
-        if (s->capture_fd >= 0 && capture_drain(&s->cap, s->capture_fd) == 0)
-            close_fd(&s->capture_fd);
-        capture_reset(&s->cap);
+        /* Whatever reached its capture pipe so far is no job's output. */
+        capture cap;
+        capture_init(&cap, 0);
+        if (c->capture_fd >= 0 && capture_drain(&cap, c->capture_fd) == 0) close_fd(&c->capture_fd);
     } else if (strcmp(type, "setup_failed") == 0) {
         char why[512];
         ctl_get_str(&unp.data, "err", why, sizeof why);
         pool_log(s->pool, "slot %d: child could not start: %s", s->idx, why);
         free(s->pool->setup_error);
         s->pool->setup_error = strdup(why);
-    } else if (strcmp(type, "call") == 0 && s->job && s->ncalls < s->job->ncalls &&
+    } else if (strcmp(type, "call") == 0 && is_run && s->ncalls < s->job->ncalls &&
                !s->call_failed) {
         rc = take_call(s, &unp.data);
-    } else if (strcmp(type, "done") == 0 && s->job &&
+    } else if (strcmp(type, "done") == 0 && is_run &&
                (s->ncalls == s->job->ncalls || (s->call_failed && s->ncalls > 0))) {
         finish(s, s->call_failed ? RB_STATUS_ERROR : RB_STATUS_OK, NULL, NULL);
         rc = 1;
@@ -295,13 +348,13 @@ static int take_frame(slot *s, const char *frame, size_t len)
     return rc;
 }
 
-/* Read the result pipe and act on every whole frame in it. */
-static void read_results(slot *s)
+/* Read c's result pipe and act on every whole frame in it. */
+static void read_results(slot *s, child *c)
 {
     for (;;) {
-        ssize_t n = rb_framebuf_fill(&s->rbuf, s->result_fd);
+        ssize_t n = rb_framebuf_fill(&c->rbuf, c->result_fd);
         if (n == 0) {
-            close_fd(&s->result_fd); /* the exit report says the rest */
+            close_fd(&c->result_fd); /* the exit report says the rest */
             break;
         }
         if (n < 0) break;
@@ -309,8 +362,8 @@ static void read_results(slot *s)
     const char *frame;
     size_t len;
     int got;
-    while ((got = rb_framebuf_next(&s->rbuf, &frame, &len)) == 1) {
-        int rc = take_frame(s, frame, len);
+    while ((got = rb_framebuf_next(&c->rbuf, &frame, &len)) == 1) {
+        int rc = take_frame(s, c, frame, len);
         if (rc == 1) return; /* done: the rest of this child does not matter */
         if (rc < 0) {
             got = -1;
@@ -318,11 +371,37 @@ static void read_results(slot *s)
         }
     }
     if (got < 0) {
-        slot_kill_child(s);
-        if (s->job)
+        child_kill(c);
+        if (c == &s->run && s->job)
             finish(s, RB_STATUS_CRASHED, "Crashed", "the child broke the result protocol");
         else
-            forget_child(s);
+            child_close(c);
+    }
+}
+
+static void take_exit(slot *s, pid_t pid, int status)
+{
+    char how[160];
+    describe_exit(status, how, sizeof how);
+    if (pid == s->run.pid) {
+        if (s->run.result_fd >= 0) read_results(s, &s->run); /* it may have finished */
+        if (s->job && s->run.pid == pid) {
+            if (s->run.capture_fd >= 0) capture_drain(&s->cap, s->run.capture_fd);
+            /* A child that died before it had the whole job did not run it:
+             * that is no outcome of the job's. */
+            if (s->job_written == s->job->len || !requeue(s))
+                finish(s, RB_STATUS_CRASHED, "Crashed", how);
+            else
+                child_close(&s->run);
+        } else {
+            child_close(&s->run);
+        }
+    } else if (pid == s->next.pid) {
+        /* A child that dies before it has a job: its zygote forks another,
+         * but one whose children keep dying is replaced. */
+        pool_log(s->pool, "slot %d: idle child %d %s", s->idx, (int)pid, how);
+        child_close(&s->next);
+        if (++s->failures >= 3) slot_drop_zygote(s, "its children keep dying before a job");
     }
 }
 
@@ -339,45 +418,19 @@ static void take_zygote_msg(slot *s, const char *payload, size_t len, int *fds, 
     }
     pid_t pid = (pid_t)ctl_get_int(&unp.data, "pid", 0);
     if (strcmp(type, "child") == 0 && nfds == 3) {
-        slot_kill_child(s);
-        forget_child(s);
-        s->child_pid = pid;
-        s->job_fd = fds[0];
-        s->result_fd = fds[1];
-        s->capture_fd = fds[2];
+        child_kill(&s->next); /* a zygote forks one spare at a time */
+        child_close(&s->next);
+        s->next.pid = pid;
+        s->next.job_fd = fds[0];
+        s->next.result_fd = fds[1];
+        s->next.capture_fd = fds[2];
         for (int i = 0; i < 3; i++)
             fcntl(fds[i], F_SETFL, O_NONBLOCK);
-    } else if (strcmp(type, "exit") == 0) {
-        for (int i = 0; i < nfds; i++)
-            close(fds[i]);
-        int status = (int)ctl_get_int(&unp.data, "status", 0);
-        if (pid == s->child_pid && pid > 0) {
-            char how[160];
-            describe_exit(status, how, sizeof how);
-            if (s->result_fd >= 0) read_results(s); /* it may have finished after all */
-            if (s->job && s->child_pid == pid) {
-                if (s->capture_fd >= 0) capture_drain(&s->cap, s->capture_fd);
-                /* A child that died before it had the whole job did not
-                 * run it: that is no outcome of the job's. */
-                if (s->job_written == s->job->len || !requeue(s))
-                    finish(s, RB_STATUS_CRASHED, "Crashed", how);
-                else
-                    forget_child(s);
-            } else if (s->child_pid == pid) {
-                /* A child that dies before it has a job: its zygote forks
-                 * another, but one that keeps dying is replaced. */
-                pool_log(s->pool, "slot %d: idle child %d %s", s->idx, (int)pid, how);
-                forget_child(s);
-                if (++s->failures >= 3) {
-                    slot_drop_zygote(s, "its children keep dying before a job");
-                    msgpack_unpacked_destroy(&unp);
-                    return;
-                }
-            }
-        }
     } else {
         for (int i = 0; i < nfds; i++)
             close(fds[i]);
+        if (strcmp(type, "exit") == 0 && pid > 0)
+            take_exit(s, pid, (int)ctl_get_int(&unp.data, "status", 0));
     }
     msgpack_unpacked_destroy(&unp);
 }
@@ -400,23 +453,27 @@ void slot_process(slot *s, const struct pollfd *fds, int n, int64_t now)
             if (s->zctl < 0) return; /* the message cost the zygote its place */
         }
     }
-    if (s->result_fd >= 0 && revents_of(fds, n, s->result_fd)) read_results(s);
-    if (s->job && s->capture_fd >= 0 && revents_of(fds, n, s->capture_fd)) {
-        if (capture_drain(&s->cap, s->capture_fd) == 0) close_fd(&s->capture_fd);
+    if (s->run.result_fd >= 0 && revents_of(fds, n, s->run.result_fd)) read_results(s, &s->run);
+    if (s->job && s->run.capture_fd >= 0 && revents_of(fds, n, s->run.capture_fd)) {
+        if (capture_drain(&s->cap, s->run.capture_fd) == 0) close_fd(&s->run.capture_fd);
     }
-    if (s->job && s->job_fd >= 0 && revents_of(fds, n, s->job_fd)) write_job(s);
+    if (s->job && s->run.job_fd >= 0 && revents_of(fds, n, s->run.job_fd)) write_job(s);
+    if (s->next.result_fd >= 0 && revents_of(fds, n, s->next.result_fd)) read_results(s, &s->next);
 
     if (s->job && now >= s->deadline_ms) {
         /* Calls that completed right at the deadline still count. */
-        if (s->result_fd >= 0) read_results(s);
+        if (s->run.result_fd >= 0) read_results(s, &s->run);
         if (s->job) {
             char msg[128];
             snprintf(msg, sizeof msg, "the job exceeded its %lld ms wall limit",
                      (long long)s->job->timeout_ms);
-            slot_kill_child(s);
+            child_kill(&s->run);
             finish(s, RB_STATUS_TIMEOUT, "Timeout", msg);
         }
-    } else if (s->zctl >= 0 && !s->child_ready && !s->job && now >= s->child_due_ms) {
+    }
+    /* While a job runs the zygote may be slow to fork (the job has the
+     * CPU): it is judged once the slot is idle. */
+    if (s->zctl >= 0 && !s->next.ready && !s->job && now >= s->child_due_ms) {
         char why[96];
         snprintf(why, sizeof why, "no ready child within %d ms", pool->cfg.spawn_timeout_ms);
         slot_drop_zygote(s, why);

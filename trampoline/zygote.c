@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -128,6 +129,29 @@ static pid_t spawn_child(tr_state *st, int slot, int zctl, int sigfd, const char
     return pid;
 }
 
+/* A child of this zygote and its private directory. */
+typedef struct zchild {
+    pid_t pid; /* 0: none */
+    char tmpdir[128];
+} zchild;
+
+/* Children that took a job and have not been reaped yet: the one running,
+ * and one or two still ending. */
+#define MAX_CLAIMED 4
+
+static int free_claim(const zchild *claimed)
+{
+    for (int i = 0; i < MAX_CLAIMED; i++)
+        if (claimed[i].pid == 0) return i;
+    return -1;
+}
+
+static void end_child(zchild *c)
+{
+    if (c->pid > 0) kill_group(c->pid);
+    tmpdir_remove(c->tmpdir);
+}
+
 void zygote_run(tr_state *st, int slot, int zctl)
 {
     tr_role = "zygote";
@@ -144,35 +168,38 @@ void zygote_run(tr_state *st, int slot, int zctl)
         _exit(1);
     }
 
-    pid_t child = 0;
+    /* The spare child waits for a job; claimed ones have one (or are
+     * ending). A new spare is forked as soon as the pool takes the last
+     * one, so it gets ready while the job runs. */
+    zchild spare = {0}, claimed[MAX_CLAIMED] = {{0}};
     unsigned long seq = 0;
-    char tmpdir[128] = "", stale[128] = "";
     int failures = 0;
+    bool renice = geteuid() == 0;
 
     for (;;) {
-        if (child == 0) {
+        if (spare.pid == 0 && free_claim(claimed) >= 0) {
             rb_err err = {{0}};
-            tmpdir_path(tmpdir, sizeof tmpdir, getpid(), seq++);
-            if (st->cfg.native ? sandbox_make_tmpdir(&st->plan, tmpdir, &err) != 0
-                               : mkdir(tmpdir, 0700) != 0) {
+            tmpdir_path(spare.tmpdir, sizeof spare.tmpdir, getpid(), seq++);
+            if (st->cfg.native ? sandbox_make_tmpdir(&st->plan, spare.tmpdir, &err) != 0
+                               : mkdir(spare.tmpdir, 0700) != 0) {
                 tr_log("slot %d: %s", slot, err.msg[0] ? err.msg : strerror(errno));
                 _exit(1);
             }
-            child = spawn_child(st, slot, zctl, sigfd, tmpdir);
-            if (child < 0) {
+            spare.pid = spawn_child(st, slot, zctl, sigfd, spare.tmpdir);
+            if (spare.pid < 0) {
                 tr_log("slot %d: fork: %s", slot, strerror(errno));
-                tmpdir_remove(tmpdir);
-                child = 0;
+                tmpdir_remove(spare.tmpdir);
+                spare.pid = 0;
                 /* The pool replaces a zygote whose child does not appear. */
                 if (++failures > 50) _exit(1);
                 poll(NULL, 0, 10 * failures);
                 continue;
             }
             failures = 0;
-            /* The last child's files go only now, off the path to the next
-             * job. */
-            tmpdir_remove(stale);
-            stale[0] = '\0';
+            /* A spare gets ready on CPU time nobody else wants: the job that
+             * runs meanwhile must not be slowed down by its preparation.
+             * Only root can give the priority back when the spare is taken. */
+            if (renice) setpriority(PRIO_PROCESS, (id_t)spare.pid, 19);
         }
 
         struct pollfd pfd[2] = {{zctl, POLLIN, 0}, {sigfd, POLLIN, 0}};
@@ -180,11 +207,25 @@ void zygote_run(tr_state *st, int slot, int zctl)
 
         if (pfd[0].revents) {
             char buf[256];
-            ssize_t n = ctl_recv(zctl, buf, sizeof buf, NULL, NULL);
+            ssize_t n;
+            while ((n = ctl_recv(zctl, buf, sizeof buf, NULL, NULL)) > 0) {
+                msgpack_unpacked unp;
+                char type[16];
+                if (ctl_parse(buf + 4, (size_t)n, &unp, type, sizeof type) == 0 &&
+                    strcmp(type, "taken") == 0 && spare.pid > 0 &&
+                    ctl_get_int(&unp.data, "pid", 0) == spare.pid) {
+                    /* It runs a job now: back to the normal priority. */
+                    if (renice) setpriority(PRIO_PROCESS, (id_t)spare.pid, 0);
+                    claimed[free_claim(claimed)] = spare;
+                    spare.pid = 0;
+                }
+                msgpack_unpacked_destroy(&unp);
+            }
             if (n == 0 || (n < 0 && errno != EAGAIN)) {
-                /* The pool is gone (or replacing us): take the child along. */
-                kill_group(child);
-                tmpdir_remove(tmpdir);
+                /* The pool is gone (or replacing us): take the children along. */
+                end_child(&spare);
+                for (int i = 0; i < MAX_CLAIMED; i++)
+                    end_child(&claimed[i]);
                 _exit(0);
             }
         }
@@ -195,11 +236,15 @@ void zygote_run(tr_state *st, int slot, int zctl)
             int status;
             pid_t pid;
             while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-                if (pid != child) continue; /* an orphan of a job */
-                kill_group(child);
+                zchild *c = pid == spare.pid ? &spare : NULL;
+                for (int i = 0; !c && i < MAX_CLAIMED; i++)
+                    if (claimed[i].pid == pid) c = &claimed[i];
+                if (!c) continue; /* an orphan of a job */
+                /* Whatever the child left running goes with it. */
+                kill_group(pid);
                 send_msg(zctl, "exit", pid, status, NULL, 0);
-                snprintf(stale, sizeof stale, "%s", tmpdir);
-                child = 0;
+                tmpdir_remove(c->tmpdir);
+                c->pid = 0;
             }
         }
     }
