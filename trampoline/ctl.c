@@ -45,6 +45,23 @@ int ctl_send_sbuf(int sock, const msgpack_sbuffer *sbuf, const int *fds, int nfd
     return ctl_send(sock, sbuf->data, sbuf->size, fds, nfds);
 }
 
+int ctl_send_int(int sock, const char *type, const char *key, long long value, const int *fds,
+                 int nfds)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    rb_pack_key(&pk, "t");
+    rb_pack_cstr(&pk, type);
+    rb_pack_key(&pk, key);
+    msgpack_pack_int64(&pk, value);
+    int rc = ctl_send_sbuf(sock, &sb, fds, nfds);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
 ssize_t ctl_recv(int sock, void *buf, size_t cap, int *fds, int *nfds)
 {
     union {

@@ -31,6 +31,11 @@
  * -1 with errno. Blocks only while the socket buffer is full. */
 int ctl_send(int sock, const void *buf, size_t len, const int *fds, int nfds);
 
+/* Send {t: type, key: value} with nfds descriptors: the common small
+ * message. Same return as ctl_send. */
+int ctl_send_int(int sock, const char *type, const char *key, long long value, const int *fds,
+                 int nfds);
+
 /* Send the packed contents of sbuf. */
 int ctl_send_sbuf(int sock, const msgpack_sbuffer *sbuf, const int *fds, int nfds);
 

@@ -207,17 +207,7 @@ int pool_request_zygote(rb_pool *pool, slot *s)
     if (!pool->mother_up) return -1;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -1;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 2);
-    rb_pack_key(&pk, "t");
-    rb_pack_cstr(&pk, "spawn");
-    rb_pack_key(&pk, "slot");
-    msgpack_pack_int(&pk, s->idx);
-    int rc = ctl_send_sbuf(pool->mother_fd, &sb, &sv[1], 1);
-    msgpack_sbuffer_destroy(&sb);
+    int rc = ctl_send_int(pool->mother_fd, "spawn", "slot", s->idx, &sv[1], 1);
     close(sv[1]);
     if (rc != 0) {
         close(sv[0]);

@@ -194,30 +194,15 @@ static void write_job(slot *s)
     }
 }
 
-/* Tell the zygote its spare child is taken, so it forks the next now. */
-static void tell_taken(slot *s, pid_t pid)
-{
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 2);
-    rb_pack_key(&pk, "t");
-    rb_pack_cstr(&pk, "taken");
-    rb_pack_key(&pk, "pid");
-    msgpack_pack_int64(&pk, pid);
-    /* A full socket or a gone zygote shows up as no next child in time. */
-    ctl_send_sbuf(s->zctl, &sb, NULL, 0);
-    msgpack_sbuffer_destroy(&sb);
-}
-
 void slot_start_job(slot *s, pool_job *job)
 {
     child_close(&s->run); /* nothing left of the last job's child */
     s->run = s->next;     /* the pipes and buffer move over */
     child_init(&s->next);
     s->child_due_ms = pool_now_ms() + s->pool->cfg.spawn_timeout_ms;
-    tell_taken(s, s->run.pid);
+    /* The zygote forks the next spare now. A full socket or a gone zygote
+     * shows up as no next child in time. */
+    ctl_send_int(s->zctl, "taken", "pid", s->run.pid, NULL, 0);
 
     s->job = job;
     s->job_written = 0;
