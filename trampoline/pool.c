@@ -19,8 +19,6 @@
 
 #include "pool_internal.h"
 
-#define MOTHER_BACKOFF_MAX_MS 10000
-
 const char *rb_mode_name(rb_mode m)
 {
     return m == RB_MODE_INTERNAL ? "internal" : "native";
@@ -75,198 +73,6 @@ void pool_log(const rb_pool *pool, const char *fmt, ...)
         pool->cfg.log(pool->cfg.log_ctx, line);
     else
         fprintf(stderr, "rebound-pool: %s\n", line);
-}
-
-/* ---- the mother ------------------------------------------------------- */
-
-/* Only these of the consumer's environment reach the trampoline and so
- * the jobs: never its credentials (REBOUND_AMQP_URL and the like). */
-static bool passed_on(const char *var)
-{
-    static const char *const names[] = {
-        "PATH=", "LANG=",         "LANGUAGE=",      "TZ=",
-        "HOME=", "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS="};
-    static const char *const prefixes[] = {"LC_", "OPENBLAS_", "OMP_", "MKL_"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strncmp(var, names[i], strlen(names[i])) == 0) return true;
-    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
-        if (strncmp(var, prefixes[i], strlen(prefixes[i])) == 0) return true;
-    return false;
-}
-
-/* A NULL-terminated copy of the passed-on part of environ (the strings are
- * environ's own); free the array only. */
-static char **trampoline_environment(void)
-{
-    extern char **environ;
-    size_t n = 0;
-    for (char **e = environ; *e; e++)
-        n++;
-    char **env = calloc(n + 1, sizeof *env);
-    if (!env) return NULL;
-    size_t k = 0;
-    for (char **e = environ; *e; e++)
-        if (passed_on(*e)) env[k++] = *e;
-    return env;
-}
-
-static int start_mother(rb_pool *pool)
-{
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -1;
-    char fdarg[16], mem[16], maxres[32];
-    snprintf(mem, sizeof mem, "%d", pool->cfg.mem_limit_mb);
-    snprintf(maxres, sizeof maxres, "%zu", pool->cfg.max_result_bytes);
-    char **env = trampoline_environment();
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* The control socket is the one descriptor that crosses the exec:
-         * as fd 3, after everything else of the consumer's (its broker
-         * connection, its Redis socket) is closed. */
-        if (dup2(sv[1], 3) != 3 || fcntl(3, F_SETFD, 0) != 0) _exit(127);
-        close_range(4, ~0U, 0);
-        snprintf(fdarg, sizeof fdarg, "%d", 3);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) _exit(0);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        const char *argv[20];
-        int a = 0;
-        argv[a++] = pool->trampoline_path;
-        argv[a++] = "--control-fd";
-        argv[a++] = fdarg;
-        argv[a++] = "--code-root";
-        argv[a++] = pool->code_root;
-        argv[a++] = "--mode";
-        argv[a++] = rb_mode_name(pool->cfg.mode);
-        argv[a++] = "--preload";
-        argv[a++] = pool->preload;
-        argv[a++] = "--mem-limit-mb";
-        argv[a++] = mem;
-        argv[a++] = "--run-as";
-        argv[a++] = pool->run_as;
-        argv[a++] = "--max-result-bytes";
-        argv[a++] = maxres;
-        if (pool->cfg.allow_network) argv[a++] = "--allow-network";
-        if (!pool->cfg.sandbox_best_effort) argv[a++] = "--strict";
-        argv[a] = NULL;
-        execve(pool->trampoline_path, (char *const *)argv, env);
-        fprintf(stderr, "rebound-pool: cannot run %s: %s\n", pool->trampoline_path,
-                strerror(errno));
-        _exit(127);
-    }
-    close(sv[1]);
-    free(env);
-    if (pid < 0) {
-        close(sv[0]);
-        return -1;
-    }
-    fcntl(sv[0], F_SETFL, O_NONBLOCK);
-    pool->mother_pid = pid;
-    pool->mother_fd = sv[0];
-    pool->mother_up = false;
-    pool->mother_due_ms = pool_now_ms() + pool->cfg.start_timeout_ms;
-    return 0;
-}
-
-/* The mother is gone or hopeless: so are its zygotes. Start again later. */
-static void drop_mother(rb_pool *pool, const char *why)
-{
-    int status = 0;
-    char how[128] = "";
-    if (pool->mother_pid > 0) {
-        kill(pool->mother_pid, SIGKILL);
-        if (waitpid(pool->mother_pid, &status, 0) == pool->mother_pid) {
-            if (WIFEXITED(status))
-                snprintf(how, sizeof how, " (exited with status %d)", WEXITSTATUS(status));
-            else if (WIFSIGNALED(status) && WTERMSIG(status) != SIGKILL)
-                snprintf(how, sizeof how, " (killed by signal %d)", WTERMSIG(status));
-        }
-    }
-    if (pool->mother_fd >= 0) close(pool->mother_fd);
-    pool->mother_fd = -1;
-    pool->mother_pid = 0;
-    pool->mother_up = false;
-    pool->mother_failures++;
-    int64_t delay = 100LL << (pool->mother_failures < 8 ? pool->mother_failures - 1 : 7);
-    if (delay > MOTHER_BACKOFF_MAX_MS) delay = MOTHER_BACKOFF_MAX_MS;
-    pool->mother_respawn_at_ms = pool_now_ms() + delay;
-    pool_log(pool, "trampoline: %s%s; restarting in %lld ms", why, how, (long long)delay);
-    for (int i = 0; i < pool->cfg.slots; i++) {
-        slot *s = &pool->slots[i];
-        if (s->zctl >= 0) slot_drop_zygote(s, "the trampoline restarted");
-        s->respawn_at_ms = 0;
-        s->failures = 0;
-    }
-}
-
-int pool_request_zygote(rb_pool *pool, slot *s)
-{
-    if (!pool->mother_up) return -1;
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -1;
-    int rc = ctl_send_int(pool->mother_fd, "spawn", "slot", s->idx, &sv[1], 1);
-    close(sv[1]);
-    if (rc != 0) {
-        close(sv[0]);
-        return -1;
-    }
-    fcntl(sv[0], F_SETFL, O_NONBLOCK);
-    s->zctl = sv[0];
-    s->zygote_pid = 0;
-    return 0;
-}
-
-static void take_mother_msg(rb_pool *pool, const char *payload, size_t len)
-{
-    msgpack_unpacked unp;
-    char type[32];
-    if (ctl_parse(payload, len, &unp, type, sizeof type) != 0) {
-        msgpack_unpacked_destroy(&unp);
-        return;
-    }
-    long long idx = ctl_get_int(&unp.data, "slot", -1);
-    slot *s = idx >= 0 && idx < pool->cfg.slots ? &pool->slots[idx] : NULL;
-    if (strcmp(type, "hello") == 0) {
-        char failed[1024];
-        ctl_get_str(&unp.data, "preload_failed", failed, sizeof failed);
-        free(pool->preload_failed);
-        pool->preload_failed = strdup(failed);
-        pool->mother_up = true;
-        pool->mother_failures = 0;
-    } else if (strcmp(type, "spawned") == 0 && s) {
-        s->zygote_pid = (pid_t)ctl_get_int(&unp.data, "pid", 0);
-    } else if (strcmp(type, "spawn_failed") == 0 && s) {
-        char err[256];
-        ctl_get_str(&unp.data, "err", err, sizeof err);
-        slot_drop_zygote(s, err);
-    }
-    msgpack_unpacked_destroy(&unp);
-}
-
-static void process_mother(rb_pool *pool, const struct pollfd *fds, int n, int64_t now)
-{
-    if (pool->mother_fd < 0) {
-        if (now >= pool->mother_respawn_at_ms && start_mother(pool) != 0)
-            drop_mother(pool, strerror(errno));
-        return;
-    }
-    bool ready = false;
-    for (int i = 0; i < n; i++)
-        if (fds[i].fd == pool->mother_fd && fds[i].revents) ready = true;
-    while (ready) {
-        ssize_t len = ctl_recv(pool->mother_fd, pool->msg, sizeof pool->msg, NULL, NULL);
-        if (len < 0 && errno == EAGAIN) break;
-        if (len <= 0) {
-            drop_mother(pool, "the trampoline exited");
-            return;
-        }
-        take_mother_msg(pool, pool->msg + 4, (size_t)len);
-    }
-    if (!pool->mother_up && now >= pool->mother_due_ms)
-        drop_mother(pool, "the trampoline did not start in time");
 }
 
 /* ---- jobs and results ----------------------------------------------------- */
@@ -400,7 +206,7 @@ int rb_pool_timeout_ms(rb_pool *pool)
 void rb_pool_process(rb_pool *pool, const struct pollfd *fds, int n)
 {
     int64_t now = pool_now_ms();
-    process_mother(pool, fds, n, now);
+    pool_process_mother(pool, fds, n, now);
     for (int i = 0; i < pool->cfg.slots; i++)
         slot_process(&pool->slots[i], fds, n, now);
     dispatch(pool);
@@ -468,7 +274,7 @@ rb_pool *rb_pool_new(const rb_pool_config *cfg, rb_err *err)
     }
     for (int i = 0; i < cfg->slots; i++)
         slot_init(&pool->slots[i], pool, i);
-    if (start_mother(pool) != 0) {
+    if (pool_start_mother(pool) != 0) {
         rb_err_set(err, "pool: cannot start %s: %s", cfg->trampoline_path, strerror(errno));
         rb_pool_free(pool);
         return NULL;
@@ -515,18 +321,6 @@ void rb_pool_abandon_running(rb_pool *pool)
         slot_abandon_job(&pool->slots[i]);
 }
 
-/* Wait (bounded) for the mother to exit, then make sure of it. */
-static void reap_mother(rb_pool *pool, int wait_ms)
-{
-    if (pool->mother_pid <= 0) return;
-    for (int waited = 0; waited < wait_ms; waited += 5) {
-        if (waitpid(pool->mother_pid, NULL, WNOHANG) == pool->mother_pid) return;
-        poll(NULL, 0, 5);
-    }
-    kill(pool->mother_pid, SIGKILL);
-    waitpid(pool->mother_pid, NULL, 0);
-}
-
 void rb_pool_free(rb_pool *pool)
 {
     if (!pool) return;
@@ -537,7 +331,7 @@ void rb_pool_free(rb_pool *pool)
         slot_free(&pool->slots[i]);
     }
     if (pool->mother_fd >= 0) close(pool->mother_fd);
-    reap_mother(pool, 3000);
+    pool_reap_mother(pool, 3000);
     while (pool->queue_head) {
         pool_job *j = pool->queue_head;
         pool->queue_head = j->next;

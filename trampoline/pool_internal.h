@@ -101,7 +101,11 @@ int64_t pool_now_ms(void);
 int64_t pool_now_ns(void);
 void pool_log(const rb_pool *pool, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* pool.c: ask the mother for a zygote for s (s->zctl gets the pool's end). */
+/* mother_link.c: the mother, from the pool's side. */
+int pool_start_mother(rb_pool *pool); /* 0, or -1 with errno */
+void pool_process_mother(rb_pool *pool, const struct pollfd *fds, int n, int64_t now);
+void pool_reap_mother(rb_pool *pool, int wait_ms); /* wait, then SIGKILL */
+/* Ask the mother for a zygote for s (s->zctl gets the pool's end). */
 int pool_request_zygote(rb_pool *pool, slot *s);
 /* pool.c: a finished job's result, queued for rb_pool_next_result. */
 void pool_finish(rb_pool *pool, slot *s, rb_status st, const char *etype, const char *emsg);
