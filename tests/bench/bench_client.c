@@ -37,6 +37,7 @@
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 
+#include "bench_amqp.h"
 #include "rebound_proto.h"
 
 #define DIRECT_REPLY_TO "amq.rabbitmq.reply-to"
@@ -86,76 +87,24 @@ static double pct(const double *v, int n, double p)
     return v[i];
 }
 
-static void reply_text(amqp_rpc_reply_t r, char *out, size_t cap)
-{
-    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
-        snprintf(out, cap, "%s", amqp_error_string2(r.library_error));
-    } else if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
-               (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD ||
-                r.reply.id == AMQP_CONNECTION_CLOSE_METHOD)) {
-        /* Both close methods start with reply_code and reply_text. */
-        const amqp_channel_close_t *c = r.reply.decoded;
-        snprintf(out, cap, "closed by the broker: %u %.*s", c->reply_code, (int)c->reply_text.len,
-                 (const char *)c->reply_text.bytes);
-    } else {
-        snprintf(out, cap, "unexpected reply from the broker");
-    }
-}
-
 static int check_rpc(amqp_connection_state_t conn, const char *what)
 {
-    amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
-    if (r.reply_type == AMQP_RESPONSE_NORMAL) return 0;
-    char why[300];
-    reply_text(r, why, sizeof why);
-    fprintf(stderr, "bench_client: %s: %s\n", what, why);
-    return -1;
+    return bench_check_rpc("bench_client", conn, what);
 }
 
 static amqp_connection_state_t connect_broker(const char *url)
 {
-    char *buf = strdup(url);
-    struct amqp_connection_info ci;
-    amqp_default_connection_info(&ci);
-    if (!buf || amqp_parse_url(buf, &ci) != AMQP_STATUS_OK || ci.ssl) {
-        fprintf(stderr, "bench_client: --amqp-url: not an amqp://user:pass@host:port/vhost URL\n");
-        free(buf);
-        return NULL;
-    }
-    /* amqp_parse_url reads a lone "/" path as the empty vhost; it means "/". */
-    const char *vhost = ci.vhost[0] ? ci.vhost : "/";
-    amqp_connection_state_t conn = amqp_new_connection();
-    amqp_socket_t *sock = conn ? amqp_tcp_socket_new(conn) : NULL;
-    struct timeval tv = {SETUP_TIMEOUT_S, 0};
-    int rc = sock ? amqp_socket_open_noblock(sock, ci.host, ci.port, &tv) : AMQP_STATUS_NO_MEMORY;
-    if (rc != AMQP_STATUS_OK) {
-        fprintf(stderr, "bench_client: cannot connect to %s:%d: %s\n", ci.host, ci.port,
-                amqp_error_string2(rc));
-        goto fail;
-    }
-    amqp_set_rpc_timeout(conn, &tv);
-    amqp_set_handshake_timeout(conn, &tv);
-    amqp_rpc_reply_t r = amqp_login(conn, vhost, 0, AMQP_DEFAULT_FRAME_SIZE, 0,
-                                    AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
-    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-        char why[300];
-        reply_text(r, why, sizeof why);
-        fprintf(stderr, "bench_client: login: %s\n", why);
-        goto fail;
-    }
-    amqp_channel_open(conn, 1);
-    if (check_rpc(conn, "channel.open") < 0) goto fail;
+    amqp_connection_state_t conn = bench_connect("bench_client", url);
+    if (!conn) return NULL;
     /* Direct reply-to: the pseudo-queue is consumed, no-ack, before the
      * first publish on the same channel. */
     amqp_basic_consume(conn, 1, amqp_cstring_bytes(DIRECT_REPLY_TO), amqp_empty_bytes, 0, 1, 0,
                        amqp_empty_table);
-    if (check_rpc(conn, "consuming " DIRECT_REPLY_TO) < 0) goto fail;
-    free(buf);
+    if (check_rpc(conn, "consuming " DIRECT_REPLY_TO) < 0) {
+        amqp_destroy_connection(conn);
+        return NULL;
+    }
     return conn;
-fail:
-    free(buf);
-    if (conn) amqp_destroy_connection(conn);
-    return NULL;
 }
 
 /* The job body: a built-in job, or the bytes of --body-file. Caller frees. */
@@ -355,7 +304,7 @@ static int take_reply(amqp_connection_state_t conn, const char *queue, int timeo
         r.library_error == AMQP_STATUS_UNEXPECTED_STATE)
         return other_frame(conn, queue) < 0 ? -1 : 0;
     char why[300];
-    reply_text(r, why, sizeof why);
+    bench_reply_text(r, why, sizeof why);
     fprintf(stderr, "bench_client: waiting for results: %s\n", why);
     return -1;
 }

@@ -36,6 +36,8 @@
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 
+#include "bench_amqp.h"
+
 #include "rebound_proto.h"
 
 #define SETUP_TIMEOUT_S 10
@@ -97,59 +99,12 @@ static double now_ms(void)
 
 static int check_rpc(amqp_connection_state_t conn, const char *what)
 {
-    amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
-    if (r.reply_type == AMQP_RESPONSE_NORMAL) return 0;
-    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
-        (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD || r.reply.id == AMQP_CONNECTION_CLOSE_METHOD)) {
-        const amqp_channel_close_t *c = r.reply.decoded;
-        fprintf(stderr, "echo_consumer: %s: closed by the broker: %u %.*s\n", what, c->reply_code,
-                (int)c->reply_text.len, (const char *)c->reply_text.bytes);
-    } else {
-        fprintf(stderr, "echo_consumer: %s: %s\n", what,
-                r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
-                    ? amqp_error_string2(r.library_error)
-                    : "unexpected reply from the broker");
-    }
-    return -1;
+    return bench_check_rpc("echo_consumer", conn, what);
 }
 
 static amqp_connection_state_t connect_broker(const char *url)
 {
-    char *buf = strdup(url);
-    struct amqp_connection_info ci;
-    amqp_default_connection_info(&ci);
-    if (!buf || amqp_parse_url(buf, &ci) != AMQP_STATUS_OK || ci.ssl) {
-        fprintf(stderr, "echo_consumer: --amqp-url: not an amqp://user:pass@host:port/vhost URL\n");
-        free(buf);
-        return NULL;
-    }
-    /* amqp_parse_url reads a lone "/" path as the empty vhost; it means "/". */
-    const char *vhost = ci.vhost[0] ? ci.vhost : "/";
-    amqp_connection_state_t conn = amqp_new_connection();
-    amqp_socket_t *sock = conn ? amqp_tcp_socket_new(conn) : NULL;
-    struct timeval tv = {SETUP_TIMEOUT_S, 0};
-    int rc = sock ? amqp_socket_open_noblock(sock, ci.host, ci.port, &tv) : AMQP_STATUS_NO_MEMORY;
-    if (rc != AMQP_STATUS_OK) {
-        fprintf(stderr, "echo_consumer: cannot connect to %s:%d: %s\n", ci.host, ci.port,
-                amqp_error_string2(rc));
-        goto fail;
-    }
-    amqp_set_rpc_timeout(conn, &tv);
-    amqp_set_handshake_timeout(conn, &tv);
-    amqp_rpc_reply_t r = amqp_login(conn, vhost, 0, AMQP_DEFAULT_FRAME_SIZE, 0,
-                                    AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
-    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-        fprintf(stderr, "echo_consumer: login to vhost '%s' failed\n", vhost);
-        goto fail;
-    }
-    amqp_channel_open(conn, 1);
-    if (check_rpc(conn, "channel.open") < 0) goto fail;
-    free(buf);
-    return conn;
-fail:
-    free(buf);
-    if (conn) amqp_destroy_connection(conn);
-    return NULL;
+    return bench_connect("echo_consumer", url);
 }
 
 static int start_consuming(amqp_connection_state_t conn, const char *queue, const char *type,
