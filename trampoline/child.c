@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctl.h"
 #include "pyconv.h"
 #include "runner.h"
 #include "trampoline.h"
@@ -61,11 +62,7 @@ static void send_simple(const char *type, const char *key, const char *val, long
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 1 + (key != NULL) + (pid != 0));
-    rb_pack_key(&pk, "t");
-    rb_pack_cstr(&pk, type);
+    ctl_msg_init(&sb, &pk, type, (key != NULL) + (pid != 0));
     if (key) {
         rb_pack_key(&pk, key);
         rb_pack_cstr(&pk, val);
@@ -173,14 +170,10 @@ static void send_call(const call_outcome *o)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     bool err = o->etype != NULL;
     bool with_val = o->present && !err;
     bool with_args = with_val && o->has_args;
-    msgpack_pack_map(&pk, 3 + with_val + with_args + err);
-    rb_pack_key(&pk, "t");
-    rb_pack_cstr(&pk, "call");
+    ctl_msg_init(&sb, &pk, "call", 2 + with_val + with_args + err);
     rb_pack_key(&pk, "present");
     o->present ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
     rb_pack_key(&pk, "ms");
@@ -301,7 +294,7 @@ void child_run(tr_state *st, int job_fd, int res_fd, int capture_fd, const char 
     char report[512];
     rb_err err = {{0}};
     if (st->cfg.native) {
-        if (sandbox_apply(&st->plan, tmpdir, report, sizeof report, &err) != 0) fail_setup(err.msg);
+        if (sandbox_apply(&st->plan, report, sizeof report, &err) != 0) fail_setup(err.msg);
     } else {
         snprintf(report, sizeof report, "pgrp;mode=internal");
     }
@@ -350,16 +343,8 @@ void child_run(tr_state *st, int job_fd, int res_fd, int capture_fd, const char 
     run_job(st, job, job_fd, tmpdir);
     rb_job_free(job);
 
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 1);
-    rb_pack_key(&pk, "t");
-    rb_pack_cstr(&pk, "done");
-    queue_sbuf(&sb);
-    flush_outbox();
-    msgpack_sbuffer_destroy(&sb);
+    /* Leaves with the last call's report, in one write. */
+    send_simple("done", NULL, NULL, 0);
     /* No interpreter teardown: the process is thrown away, and finalizers of
      * user objects must not run after the result is reported. */
     _exit(0);

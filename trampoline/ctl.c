@@ -45,16 +45,21 @@ int ctl_send_sbuf(int sock, const msgpack_sbuffer *sbuf, const int *fds, int nfd
     return ctl_send(sock, sbuf->data, sbuf->size, fds, nfds);
 }
 
+void ctl_msg_init(msgpack_sbuffer *sb, msgpack_packer *pk, const char *type, int nfields)
+{
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(pk, (size_t)nfields + 1);
+    rb_pack_key(pk, "t");
+    rb_pack_cstr(pk, type);
+}
+
 int ctl_send_int(int sock, const char *type, const char *key, long long value, const int *fds,
                  int nfds)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 2);
-    rb_pack_key(&pk, "t");
-    rb_pack_cstr(&pk, type);
+    ctl_msg_init(&sb, &pk, type, 1);
     rb_pack_key(&pk, key);
     msgpack_pack_int64(&pk, value);
     int rc = ctl_send_sbuf(sock, &sb, fds, nfds);

@@ -9,8 +9,9 @@
  * the message.
  *
  *   pool -> mother   spawn {slot}                    + fds: zygote's ctl end
- *   mother -> pool   hello {preload_failed, netns}   after the preload
+ *   mother -> pool   hello {pid, preload_failed}      after the preload
  *                    spawned {slot, pid} | spawn_failed {slot, err}
+ *   pool -> zygote   taken {pid}                     the spare got a job: fork the next
  *   zygote -> pool   child {pid}                     + fds: job (w), result (r), capture (r)
  *                    exit {pid, status}              raw wait status of that child
  *   child -> pool    (on its result pipe, as stream frames)
@@ -30,6 +31,11 @@
 /* Send one message (frame of buf/len) with nfds descriptors. Returns 0 or
  * -1 with errno. Blocks only while the socket buffer is full. */
 int ctl_send(int sock, const void *buf, size_t len, const int *fds, int nfds);
+
+/* Start a message in sb: a map of nfields + 1 entries whose first is
+ * t: type; the caller packs the other nfields key/value pairs with pk. The
+ * caller destroys sb. */
+void ctl_msg_init(msgpack_sbuffer *sb, msgpack_packer *pk, const char *type, int nfields);
 
 /* Send {t: type, key: value} with nfds descriptors: the common small
  * message. Same return as ctl_send. */

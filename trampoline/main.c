@@ -175,11 +175,7 @@ static int send_hello(const tr_state *st)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 3);
-    rb_pack_key(&pk, "t");
-    rb_pack_cstr(&pk, "hello");
+    ctl_msg_init(&sb, &pk, "hello", 2);
     rb_pack_key(&pk, "pid");
     msgpack_pack_int64(&pk, getpid());
     rb_pack_key(&pk, "preload_failed");

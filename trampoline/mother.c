@@ -24,11 +24,7 @@ static void reply(int sock, const char *type, long long slot, long long pid, con
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 3);
-    rb_pack_key(&pk, "t");
-    rb_pack_cstr(&pk, type);
+    ctl_msg_init(&sb, &pk, type, 2);
     rb_pack_key(&pk, "slot");
     msgpack_pack_int64(&pk, slot);
     if (err) {

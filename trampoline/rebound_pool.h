@@ -44,7 +44,6 @@ typedef struct rb_pool_config {
     size_t max_output_bytes; /* per call */
     size_t max_result_bytes; /* per call result */
     int mem_limit_mb;        /* address space the child may add; 0: no limit */
-    int cpu_limit_s;         /* RLIMIT_CPU for a child; 0: from the job timeout */
     bool allow_network;
     const char *run_as;       /* user children switch to when running as root */
     bool sandbox_best_effort; /* start even when a sandbox feature is missing */

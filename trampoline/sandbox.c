@@ -66,8 +66,7 @@ static void add(char *buf, size_t cap, const char *word)
     snprintf(buf + n, cap - n, "%s%s", n ? "," : "", word);
 }
 
-int sandbox_apply(const sandbox_plan *plan, const char *tmpdir, char *report, size_t cap,
-                  rb_err *err)
+int sandbox_apply(const sandbox_plan *plan, char *report, size_t cap, rb_err *err)
 {
     char missing[512] = "";
     rb_err step = {{0}};
@@ -113,7 +112,6 @@ int sandbox_apply(const sandbox_plan *plan, const char *tmpdir, char *report, si
     }
     /* A missing network namespace is covered by the seccomp-inet rule, so
      * it is not "missing" unless that failed too (then seccomp is listed). */
-    (void)tmpdir;
 
     if (missing[0]) {
         size_t n = strlen(report);

@@ -58,8 +58,7 @@ int sandbox_make_tmpdir(const sandbox_plan *plan, const char *path, rb_err *err)
 /* Child, before it reads a job. Writes what was applied (and what is
  * missing) into report. Returns 0, or -1 with err when a feature failed
  * and plan->cfg.strict is set. */
-int sandbox_apply(const sandbox_plan *plan, const char *tmpdir, char *report, size_t cap,
-                  rb_err *err);
+int sandbox_apply(const sandbox_plan *plan, char *report, size_t cap, rb_err *err);
 
 /* The pieces, in the order sandbox_apply uses them. Each returns 0 or -1
  * with err saying which call failed and why. */

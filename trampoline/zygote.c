@@ -35,11 +35,7 @@ static void send_msg(int zctl, const char *type, long long pid, long long status
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, status >= 0 ? 3 : 2);
-    rb_pack_key(&pk, "t");
-    rb_pack_cstr(&pk, type);
+    ctl_msg_init(&sb, &pk, type, status >= 0 ? 2 : 1);
     rb_pack_key(&pk, "pid");
     msgpack_pack_int64(&pk, pid);
     if (status >= 0) {

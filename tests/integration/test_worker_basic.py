@@ -13,28 +13,15 @@ import unittest
 import msgpack
 import pika
 
-from worker_itest import (Client, Worker, call, connect, delete_queues, get_one, job,
+from worker_itest import (Client, Worker, WorkerCase, call, connect, delete_queues, get_one, job,
                           queue_counts, run_tests, unique_queue)
 
 
-class BasicJobs(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.queue = unique_queue("basic")
-        # One slot and prefetch 1: the broker hands out the next job only
-        # after the previous one was acked, which the tests below rely on.
-        cls.worker = Worker(cls.queue, slots=1, args=["--max-job-bytes", "4K",
-                                                      "--worker-id", "wbasic"])
-        cls.client = Client()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.client.close()
-        try:
-            cls.worker.stop()
-        finally:
-            cls.worker.cleanup()
-            delete_queues(cls.queue, cls.queue + ".dead")
+class BasicJobs(WorkerCase):
+    TAG = "basic"
+    # One slot and prefetch 1: the broker hands out the next job only after
+    # the previous one was acked, which the tests below rely on.
+    WORKER_KW = {"slots": 1, "args": ["--max-job-bytes", "4K", "--worker-id", "wbasic"]}
 
     def test_several_calls(self):
         body = job("several", [call("add", 2, 3), call("hello", "bob"),

@@ -8,12 +8,11 @@ import os
 import socket
 import subprocess
 import tempfile
-import unittest
 
 import msgpack
 
-from worker_itest import (AMQP_URL, SUBMIT, Worker, call, connect, delete_queues, job, run_tests,
-                          unique_queue)
+from worker_itest import (AMQP_URL, SUBMIT, WorkerCase, call, connect, delete_queues, job,
+                          run_tests, unique_queue)
 
 
 def submit(*args, stdin=b"", env=None):
@@ -25,20 +24,14 @@ def submit(*args, stdin=b"", env=None):
                           env=e)
 
 
-class Submit(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.queue = unique_queue("submit")
-        cls.worker = Worker(cls.queue, args=["--timeout-ms", "500", "--max-timeout-ms", "500"])
-        cls.base = ["--amqp-url", AMQP_URL, "--queue", cls.queue]
+class Submit(WorkerCase):
+    TAG = "submit"
+    WORKER_KW = {"args": ["--timeout-ms", "500", "--max-timeout-ms", "500"]}
 
     @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.worker.stop()
-        finally:
-            cls.worker.cleanup()
-            delete_queues(cls.queue, cls.queue + ".dead")
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.base = ["--amqp-url", AMQP_URL, "--queue", cls.queue]
 
     def run_json(self, body, *args):
         return submit(*(self.base + list(args)), stdin=json.dumps(body).encode())

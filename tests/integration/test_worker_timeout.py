@@ -2,27 +2,13 @@
 """A job that never ends (`while True: pass`) times out, and the consumer
 goes on with the next jobs; a job's timeout_ms is capped by
 --max-timeout-ms."""
-import unittest
 
-from worker_itest import Client, Worker, call, delete_queues, job, run_tests, unique_queue
+from worker_itest import WorkerCase, call, job, run_tests
 
 
-class Timeouts(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.queue = unique_queue("timeout")
-        cls.worker = Worker(cls.queue, slots=1, args=["--timeout-ms", "800",
-                                                      "--max-timeout-ms", "1500"])
-        cls.client = Client()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.client.close()
-        try:
-            cls.worker.stop()
-        finally:
-            cls.worker.cleanup()
-            delete_queues(cls.queue, cls.queue + ".dead")
+class Timeouts(WorkerCase):
+    TAG = "timeout"
+    WORKER_KW = {"slots": 1, "args": ["--timeout-ms", "800", "--max-timeout-ms", "1500"]}
 
     def test_spin_times_out_and_next_job_runs(self):
         res = self.client.call(self.queue, job("spin", [call("spin")], timeout_ms=500))

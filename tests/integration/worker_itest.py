@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 import uuid
 
 import msgpack
@@ -304,9 +305,31 @@ def delete_queues(*names):
             pass
 
 
+class WorkerCase(unittest.TestCase):
+    """Tests sharing one worker and one client on a queue of their own.
+    Subclasses set TAG (part of the queue name) and WORKER_KW (arguments of
+    Worker); the worker must stop cleanly at the end."""
+    TAG = "case"
+    WORKER_KW = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.queue = unique_queue(cls.TAG)
+        cls.worker = Worker(cls.queue, **cls.WORKER_KW)
+        cls.client = Client()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.client.close()
+        try:
+            cls.worker.stop()
+        finally:
+            cls.worker.cleanup()
+            delete_queues(cls.queue, cls.queue + ".dead")
+
+
 def run_tests(cases, redis=False):
     """Run unittest cases after the servers check; exit with the verdict."""
-    import unittest
     require_servers(redis)
     suite = unittest.TestSuite()
     for c in cases:
@@ -315,6 +338,7 @@ def run_tests(cases, redis=False):
     sys.exit(0 if result.wasSuccessful() else 1)
 
 
-__all__ = ["AMQP_URL", "REDIS_URL", "SUBMIT", "WORKER", "Client", "Worker", "call", "connect",
+__all__ = ["AMQP_URL", "REDIS_URL", "SUBMIT", "WORKER", "Client", "Worker", "WorkerCase", "call",
+           "connect",
            "delete_queues", "get_one", "job", "queue_counts", "run_tests", "unique_queue",
            "wait_until"]

@@ -258,9 +258,13 @@ const msgpack_object *harness_get(const msgpack_object *root, const char *path)
 
 const char *harness_str(const msgpack_object *o)
 {
-    static char buf[65536];
+    /* A few buffers in turn, so that several values can be printed in one
+     * failure message. */
+    static char bufs[4][65536];
+    static unsigned turn;
+    char *buf = bufs[turn++ % 4];
     if (!o || o->type != MSGPACK_OBJECT_STR) return "";
-    size_t n = o->via.str.size < sizeof buf - 1 ? o->via.str.size : sizeof buf - 1;
+    size_t n = o->via.str.size < sizeof bufs[0] - 1 ? o->via.str.size : sizeof bufs[0] - 1;
     memcpy(buf, o->via.str.ptr, n);
     buf[n] = '\0';
     return buf;

@@ -38,7 +38,8 @@ void harness_drive(rb_pool *pool, int ms, bool (*done)(void *), void *ctx);
 
 /* Path lookup: "status", "results.0.val", "error.message". NULL if absent. */
 const msgpack_object *harness_get(const msgpack_object *root, const char *path);
-/* A str object as a NUL-terminated static buffer (truncated at 64 KiB). */
+/* A str object as a NUL-terminated static buffer (truncated at 64 KiB;
+ * the last four returned stay valid). */
 const char *harness_str(const msgpack_object *o);
 /* harness_str(harness_get(root, path)), "" when absent. */
 const char *harness_sget(const msgpack_object *root, const char *path);
