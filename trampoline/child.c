@@ -289,7 +289,6 @@ void child_run(tr_state *st, int job_fd, int res_fd, int capture_fd, const char 
 {
     result_fd = res_fd;
     tr_role = "child";
-    prctl(PR_SET_NAME, "rebound-child"); /* what ps and top show */
 
     char report[512];
     rb_err err = {{0}};

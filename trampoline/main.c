@@ -215,6 +215,7 @@ int main(int argc, char **argv)
         tr_log("%s", err.msg);
         return 1;
     }
+    rng_prepare(&st.rng);
     tmpdir_sweep_orphans();
     if (tmpdir_make_base(&err) != 0) {
         tr_log("%s", err.msg);

@@ -40,9 +40,8 @@ void runner_take_exception(char **type, char **message, char **traceback);
  * time. */
 void runner_warm(const char *tmpdir);
 
-/* Zygote, before each fork: give the next child a generator state of its
- * own where fork does not (numpy's global one). Costs the zygote a few
- * microseconds while the previous child runs, instead of every child. */
+/* Child: reseed random and numpy.random through Python, where rng.c could
+ * not do it directly (see rng.h). */
 void runner_reseed(void);
 
 /* Flush sys.stdout/sys.stderr and C stdio so a call's output is in the

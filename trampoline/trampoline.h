@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "rebound_proto.h"
+#include "rng.h"
 #include "sandbox.h"
 
 typedef struct tr_config {
@@ -36,9 +37,11 @@ typedef struct tr_config {
 typedef struct tr_state {
     tr_config cfg;
     sandbox_plan plan;         /* prepared once, applied in every child */
+    rng_state rng;             /* where the random generators' state lives */
     char preload_failed[1024]; /* "name: reason; ..." */
     pid_t mother_pid;
     pid_t zygote_pid; /* set in each zygote */
+    bool fork_hooks;  /* zygote: run Python's fork hooks around each fork */
 } tr_state;
 
 /* mother.c: serve spawn requests until the pool goes away. Returns the

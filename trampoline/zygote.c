@@ -80,11 +80,12 @@ static pid_t spawn_child(tr_state *st, int slot, int zctl, int sigfd, const char
         return -1;
     }
 
-    runner_reseed();
-    PyOS_BeforeFork();
+    if (st->fork_hooks) PyOS_BeforeFork();
     pid_t pid = fork();
     if (pid == 0) {
-        PyOS_AfterFork_Child();
+        prctl(PR_SET_NAME, "rebound-child"); /* what ps and top show */
+        if (st->fork_hooks) PyOS_AfterFork_Child();
+        if (!rng_reseed(&st->rng)) runner_reseed();
         /* Own process group first, so the pool and the zygote can kill
          * everything the job starts with one signal. */
         setpgid(0, 0);
@@ -104,7 +105,7 @@ static pid_t spawn_child(tr_state *st, int slot, int zctl, int sigfd, const char
         fcntl(rfd, F_SETFD, FD_CLOEXEC);
         child_run(st, jfd, rfd, cap[1], tmpdir);
     }
-    PyOS_AfterFork_Parent();
+    if (st->fork_hooks) PyOS_AfterFork_Parent();
     close(job[0]);
     close(res[1]);
     close(cap[1]);
@@ -123,6 +124,18 @@ static pid_t spawn_child(tr_state *st, int slot, int zctl, int sigfd, const char
     close(res[0]);
     close(cap[0]);
     return pid;
+}
+
+/* Threads of this process, from /proc (0 if unknown). */
+static int thread_count(void)
+{
+    FILE *f = fopen("/proc/self/status", "re");
+    char line[128];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &n) == 1) break;
+    if (f) fclose(f);
+    return n;
 }
 
 /* A child of this zygote and its private directory. */
@@ -157,6 +170,17 @@ void zygote_run(tr_state *st, int slot, int zctl)
     if (getppid() != st->mother_pid) _exit(0);
     /* Orphans of a job re-parent to us, so we reap them rather than init. */
     prctl(PR_SET_CHILD_SUBREAPER, 1);
+    /*
+     * Python's fork hooks re-create locks that other threads may have held
+     * at the fork, and reseed `random`. A zygote has no other thread and
+     * takes no Python lock around its forks, and rng.c reseeds: running
+     * the hooks would only make the zygote and every child copy a few
+     * hundred pages of Python objects. If a preloaded module started a
+     * thread, the hooks run as usual.
+     */
+    st->fork_hooks = thread_count() != 1;
+    if (st->fork_hooks)
+        tr_log("slot %d: the zygote has threads; forking through Python's hooks", slot);
 
     int sigfd = tr_sigchld_fd();
     if (sigfd < 0) {

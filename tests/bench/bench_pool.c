@@ -244,7 +244,7 @@ static bool all_ready(void *ctx)
 int main(int argc, char **argv)
 {
     int jobs = 3000, naive_jobs = 40;
-    const char *only = ""; /* "throughput": that row alone, for profiling */
+    const char *only = ""; /* "throughput" or "latency": that row alone, for profiling */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--jobs") == 0) jobs = atoi(argv[i + 1]);
         if (strcmp(argv[i], "--naive-jobs") == 0) naive_jobs = atoi(argv[i + 1]);
@@ -269,6 +269,16 @@ int main(int argc, char **argv)
         printf("jobs/s %.0f, CPU per job %.2f ms (pool %.2f ms)\n", rate, cpu_per_job,
                cpu_pool_per_job);
         rb_pool_free(two);
+        harness_rmtree(root);
+        free(root);
+        return 0;
+    }
+    if (strcmp(only, "latency") == 0) {
+        rb_pool *one = harness_pool(mode, 1, root, NULL);
+        double p50, p99;
+        latency(one, JOB, jobs, &p50, &p99);
+        printf("latency p50 %.3f ms, p99 %.3f ms\n", p50, p99);
+        rb_pool_free(one);
         harness_rmtree(root);
         free(root);
         return 0;

@@ -27,7 +27,18 @@ static int setup(void **state)
                   "import random\n"
                   "def draw():\n"
                   "    import numpy\n"
-                  "    return [random.random(), float(numpy.random.random())]\n");
+                  "    return [random.random(), float(numpy.random.random()),\n"
+                  "            random.gauss(0, 1), float(numpy.random.normal())]\n");
+    harness_write(root, "threads.py",
+                  "import logging, threading\n"
+                  "def run():\n"
+                  "    seen = []\n"
+                  "    t = threading.Thread(target=lambda: seen.append(threading.get_ident()))\n"
+                  "    t.start()\n"
+                  "    t.join(5)\n"
+                  "    logging.getLogger('job').warning('logged from the job')\n"
+                  "    return [threading.current_thread() is threading.main_thread(),\n"
+                  "            len(seen), threading.active_count()]\n");
     harness_write(root, "imports.py",
                   "def use(name):\n"
                   "    import importlib\n"
@@ -92,7 +103,7 @@ static void test_seed_gives_the_same_numbers(void **state)
     (void)state;
     const char *job = "{\"v\":1,\"id\":\"s\",\"seed\":1234,\"calls\":["
                       "{\"file\":\"rand.py\",\"fcn\":\"draw\"}]}";
-    double first[2] = {0}, again[2] = {0};
+    double first[4] = {0}, again[4] = {0};
     for (int round = 0; round < 2; round++) {
         msgpack_unpacked res;
         assert_true(harness_run_json(pool, job, &res, 10000));
@@ -100,10 +111,14 @@ static void test_seed_gives_the_same_numbers(void **state)
         double *dst = round ? again : first;
         dst[0] = harness_get(&res.data, "results.0.val.0")->via.f64;
         dst[1] = harness_get(&res.data, "results.0.val.1")->via.f64;
+        dst[2] = harness_get(&res.data, "results.0.val.2")->via.f64;
+        dst[3] = harness_get(&res.data, "results.0.val.3")->via.f64;
         msgpack_unpacked_destroy(&res);
     }
     assert_true(first[0] == again[0]);
     assert_true(first[1] == again[1]);
+    assert_true(first[2] == again[2]);
+    assert_true(first[3] == again[3]);
 
     /* Without a seed, two jobs differ. */
     const char *unseeded =
@@ -113,11 +128,32 @@ static void test_seed_gives_the_same_numbers(void **state)
     assert_true(harness_run_json(pool, unseeded, &b, 10000));
     assert_false(harness_get(&a.data, "results.0.val.0")->via.f64 ==
                  harness_get(&b.data, "results.0.val.0")->via.f64);
-    /* numpy's generator too: it is not reseeded by fork on its own. */
-    assert_false(harness_get(&a.data, "results.0.val.1")->via.f64 ==
-                 harness_get(&b.data, "results.0.val.1")->via.f64);
+    /* numpy's generator too: it is not reseeded by fork on its own. And
+     * neither starts from a cached gaussian of the zygote. */
+    for (int i = 1; i < 4; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "results.0.val.%d", i);
+        assert_false(harness_get(&a.data, key)->via.f64 == harness_get(&b.data, key)->via.f64);
+    }
     msgpack_unpacked_destroy(&a);
     msgpack_unpacked_destroy(&b);
+}
+
+/* Children are forked without Python's fork hooks (the zygote has no other
+ * thread): threads, locks and logging must work as in any fresh process. */
+static void test_threads_work_in_a_child(void **state)
+{
+    (void)state;
+    msgpack_unpacked res;
+    assert_true(harness_run_json(
+        pool, "{\"v\":1,\"id\":\"t\",\"calls\":[{\"file\":\"threads.py\",\"fcn\":\"run\"}]}", &res,
+        10000));
+    assert_string_equal(harness_sget(&res.data, "status"), "ok");
+    assert_true(harness_get(&res.data, "results.0.val.0")->via.boolean);
+    assert_int_equal(harness_get(&res.data, "results.0.val.1")->via.i64, 1);
+    assert_int_equal(harness_get(&res.data, "results.0.val.2")->via.i64, 1);
+    assert_non_null(strstr(harness_sget(&res.data, "results.0.output"), "logged from the job"));
+    msgpack_unpacked_destroy(&res);
 }
 
 static void test_forbidden_modules_even_when_preloaded(void **state)
@@ -245,6 +281,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_globals_persist_within_a_job_only),
         cmocka_unit_test(test_seed_gives_the_same_numbers),
+        cmocka_unit_test(test_threads_work_in_a_child),
         cmocka_unit_test(test_forbidden_modules_even_when_preloaded),
         cmocka_unit_test(test_output_is_captured_per_call),
         cmocka_unit_test(test_each_call_gets_its_own_output),
