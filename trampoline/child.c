@@ -318,7 +318,7 @@ void child_run(tr_state *st, int job_fd, int res_fd, int capture_fd, const char 
 
     /* The same kind of work the job will do, done now: the pages it writes
      * are copied from the zygote before the job arrives, not on its time. */
-    runner_warm(tmpdir);
+    runner_warm(st->warm_file, tmpdir);
     msgpack_sbuffer_init(&outbox);
     send_simple("ready", "sandbox", report, (long long)getpid());
 
@@ -326,7 +326,7 @@ void child_run(tr_state *st, int job_fd, int res_fd, int capture_fd, const char 
     void *body = NULL;
     size_t len = 0;
     if (rb_frame_read(job_fd, RB_FRAME_MAX, &body, &len) != 1) _exit(72);
-    sandbox_limit_cpu(timeout_ms);
+    sandbox_limit_cpu(timeout_ms, st->cpus);
 
     /* The consumer validated this body against its limits already; here it
      * only needs decoding. */

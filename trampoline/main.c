@@ -17,7 +17,9 @@
 
 #include <Python.h>
 
+#include "arenas.h"
 #include "ctl.h"
+#include "pyconv.h"
 #include "runner.h"
 #include "trampoline.h"
 
@@ -40,6 +42,17 @@ int tr_sigchld_fd(void)
     sigaddset(&chld, SIGCHLD);
     sigprocmask(SIG_BLOCK, &chld, NULL);
     return signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+bool tr_single_threaded(void)
+{
+    FILE *f = fopen("/proc/self/status", "re");
+    char line[128];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &n) == 1) break;
+    if (f) fclose(f);
+    return n == 1;
 }
 
 static int usage(const char *what)
@@ -208,6 +221,8 @@ int main(int argc, char **argv)
     }
     st.cfg.code_root = root;
 
+    unsetenv("GLIBC_TUNABLES"); /* read already; not for the jobs */
+    arenas_install();
     if (init_python() != 0) return 1;
     preload(st.cfg.preload, st.preload_failed, sizeof st.preload_failed);
     rb_err err = {{0}};
@@ -216,8 +231,12 @@ int main(int argc, char **argv)
         return 1;
     }
     rng_prepare(&st.rng);
+    pyconv_init(); /* children inherit what it looked up */
+    st.cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    arenas_seal();
     tmpdir_sweep_orphans();
-    if (tmpdir_make_base(&err) != 0) {
+    if (tmpdir_make_base(&err) != 0 || tmpdir_base_file("warm.py", runner_warm_source, st.warm_file,
+                                                        sizeof st.warm_file, &err) != 0) {
         tr_log("%s", err.msg);
         _exit(1);
     }

@@ -40,15 +40,20 @@ static void reply(int sock, const char *type, long long slot, long long pid, con
 
 static void spawn(tr_state *st, int sock, int sigfd, long long slot, int zctl)
 {
-    PyOS_BeforeFork();
+    /* As for children (zygote.c): no Python runs in the zygote after this
+     * fork unless the hooks are needed, so it writes nothing of the
+     * interpreter's memory and keeps it on the huge pages it shares with
+     * us (arenas.c). */
+    bool hooks = !tr_single_threaded();
+    if (hooks) PyOS_BeforeFork();
     pid_t pid = fork();
     if (pid == 0) {
-        PyOS_AfterFork_Child();
+        if (hooks) PyOS_AfterFork_Child();
         close(sock);
         close(sigfd);
         zygote_run(st, (int)slot, zctl);
     }
-    PyOS_AfterFork_Parent();
+    if (hooks) PyOS_AfterFork_Parent();
     close(zctl);
     if (pid < 0)
         reply(sock, "spawn_failed", slot, 0, strerror(errno));

@@ -35,18 +35,22 @@ static bool passed_on(const char *var)
 }
 
 /* A NULL-terminated copy of the passed-on part of environ (the strings are
- * environ's own); free the array only. */
+ * environ's own or static); free the array only. */
 static char **trampoline_environment(void)
 {
     extern char **environ;
     size_t n = 0;
     for (char **e = environ; *e; e++)
         n++;
-    char **env = calloc(n + 1, sizeof *env);
+    char **env = calloc(n + 2, sizeof *env);
     if (!env) return NULL;
     size_t k = 0;
     for (char **e = environ; *e; e++)
         if (passed_on(*e)) env[k++] = *e;
+    /* The C heap on transparent huge pages, as the interpreter's objects
+     * (see trampoline/arenas.c): cheaper forks and exits. Read by glibc at
+     * the start; the trampoline drops it before the interpreter starts. */
+    env[k] = "GLIBC_TUNABLES=glibc.malloc.hugetlb=1";
     return env;
 }
 

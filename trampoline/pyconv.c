@@ -7,7 +7,7 @@ static PyObject *np_generic;
 
 void pyconv_init(void)
 {
-    np_ndarray = np_generic = NULL;
+    if (np_ndarray) return; /* found in the mother already */
     PyObject *np = PyDict_GetItemString(PyImport_GetModuleDict(), "numpy");
     if (!np) return;
     np_ndarray = PyObject_GetAttrString(np, "ndarray");

@@ -11,8 +11,9 @@
 #include <Python.h>
 #include <msgpack.h>
 
-/* Look up numpy's ndarray and generic types if numpy is loaded (call once
- * per child, after forbidden modules are applied). */
+/* Look up numpy's ndarray and generic types if numpy is loaded: in the
+ * mother after the preload (children inherit them), and again in a child
+ * before its calls, for a numpy the job imports itself. */
 void pyconv_init(void);
 
 /* New reference, or NULL with a Python exception set. */

@@ -69,11 +69,15 @@ static const char runner_source[] =
     "    text = ''.join(traceback.format_exception(type(e), e, tb))\n"
     "    return (type(e).__name__, str(e), text)\n"
     "\n"
-    "def warm(tmpdir):\n"
+    "def warm(path, tmpdir):\n"
     "    prepare(tmpdir, False, 0, [])\n"
-    "    src = 'import os\\ndef f(*a, **k):\\n    return [1, 2.0, \\'x\\', None]\\n'\n"
-    "    call(None, src, 'f', tmpdir, [], [1], {'a': 1})\n"
-    "    _modules.clear()\n"
+    "    where = os.path.dirname(path)\n"
+    "    try:\n"
+    "        call(path, None, 'f', where, [where], [1], {'a': 1})\n"
+    "    finally:\n"
+    "        if where in sys.path:\n"
+    "            sys.path.remove(where)\n"
+    "        _modules.clear()\n"
     "    flush()\n"
     "\n"
     "def reseed():\n"
@@ -190,9 +194,13 @@ void runner_take_exception(char **type, char **message, char **traceback)
     Py_XDECREF(exc);
 }
 
-void runner_warm(const char *tmpdir)
+const char *const runner_warm_source = "import os\n"
+                                       "def f(*a, **k):\n"
+                                       "    return [1, 2.0, 'x', None]\n";
+
+void runner_warm(const char *warm_file, const char *tmpdir)
 {
-    PyObject *r = PyObject_CallFunction(fn_warm, "s", tmpdir);
+    PyObject *r = PyObject_CallFunction(fn_warm, "ss", warm_file, tmpdir);
     if (!r) PyErr_Clear();
     Py_XDECREF(r);
 }

@@ -37,8 +37,10 @@ void runner_take_exception(char **type, char **message, char **traceback);
 
 /* Run the job path once on a dummy call, before the job arrives: the
  * pages it writes are copied from the zygote now rather than on the job's
- * time. */
-void runner_warm(const char *tmpdir);
+ * time. warm_file holds runner_warm_source, written by the mother: loading
+ * a file goes the same way as a job's. */
+void runner_warm(const char *warm_file, const char *tmpdir);
+extern const char *const runner_warm_source;
 
 /* Child: reseed random and numpy.random through Python, where rng.c could
  * not do it directly (see rng.h). */

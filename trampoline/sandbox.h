@@ -69,6 +69,6 @@ int sandbox_seccomp_build(bool deny_inet, sandbox_plan *plan, rb_err *err); /* m
 int sandbox_seccomp_apply(const sandbox_plan *plan, rb_err *err);
 
 /* Lower RLIMIT_CPU once the job's wall limit is known. */
-void sandbox_limit_cpu(long long timeout_ms);
+void sandbox_limit_cpu(long long timeout_ms, long cpus);
 
 #endif

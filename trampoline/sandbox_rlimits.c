@@ -34,11 +34,10 @@ int sandbox_rlimits_apply(const sandbox_plan *plan, rb_err *err)
     return 0;
 }
 
-void sandbox_limit_cpu(long long timeout_ms)
+void sandbox_limit_cpu(long long timeout_ms, long cpus)
 {
     /* A backstop behind the pool's wall clock, which never fires first: a
      * job's threads can burn at most one CPU-second per core per second. */
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     rlim_t secs = (rlim_t)((timeout_ms + 999) / 1000) * (rlim_t)(cpus > 0 ? cpus : 1) + 2;
     struct rlimit rl = {secs, secs + 1};
     setrlimit(RLIMIT_CPU, &rl);

@@ -36,6 +36,20 @@ int tmpdir_make_base(rb_err *err)
     return 0;
 }
 
+int tmpdir_base_file(const char *name, const char *text, char *path, size_t cap, rb_err *err)
+{
+    snprintf(path, cap, "%s/%s", base, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) return rb_err_set(err, "create %s: %s", path, strerror(errno));
+    size_t len = strlen(text);
+    ssize_t n = write(fd, text, len);
+    int saved = errno;
+    close(fd);
+    if (n != (ssize_t)len)
+        return rb_err_set(err, "write %s: %s", path, n < 0 ? strerror(saved) : "short write");
+    return 0;
+}
+
 void tmpdir_path(char *out, size_t cap, pid_t zygote, unsigned long seq)
 {
     snprintf(out, cap, "%s/%d-%lu", base, (int)zygote, seq);

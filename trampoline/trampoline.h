@@ -39,6 +39,8 @@ typedef struct tr_state {
     sandbox_plan plan;         /* prepared once, applied in every child */
     rng_state rng;             /* where the random generators' state lives */
     char preload_failed[1024]; /* "name: reason; ..." */
+    char warm_file[160];       /* the children's warm-up module (runner.h) */
+    long cpus;                 /* online CPUs, read once (sysconf reads /sys) */
     pid_t mother_pid;
     pid_t zygote_pid; /* set in each zygote */
     bool fork_hooks;  /* zygote: run Python's fork hooks around each fork */
@@ -57,6 +59,8 @@ void child_run(tr_state *st, int job_fd, int result_fd, int capture_fd, const ch
 
 /* tmpdirs.c: children's private temporary directories. */
 int tmpdir_make_base(rb_err *err); /* the mother's, once */
+/* A file in the base, readable by every child (not writable). */
+int tmpdir_base_file(const char *name, const char *text, char *path, size_t cap, rb_err *err);
 void tmpdir_remove_base(void);
 void tmpdir_path(char *out, size_t cap, pid_t zygote, unsigned long seq);
 void tmpdir_remove(const char *path);
@@ -66,6 +70,10 @@ void tmpdir_sweep_orphans(void);         /* all whose zygote is gone */
 /* SIGCHLD blocked and delivered through the returned signalfd (-1 with
  * errno on failure): how the mother and the zygotes learn of a death. */
 int tr_sigchld_fd(void);
+
+/* True when this process has no other thread (read from /proc): then it
+ * can fork without Python's fork hooks (see zygote.c). */
+bool tr_single_threaded(void);
 
 /* Log one line to stderr with the process role and pid. */
 void tr_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

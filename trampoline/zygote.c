@@ -126,18 +126,6 @@ static pid_t spawn_child(tr_state *st, int slot, int zctl, int sigfd, const char
     return pid;
 }
 
-/* Threads of this process, from /proc (0 if unknown). */
-static int thread_count(void)
-{
-    FILE *f = fopen("/proc/self/status", "re");
-    char line[128];
-    int n = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "Threads: %d", &n) == 1) break;
-    if (f) fclose(f);
-    return n;
-}
-
 /* A child of this zygote and its private directory. */
 typedef struct zchild {
     pid_t pid; /* 0: none */
@@ -178,7 +166,7 @@ void zygote_run(tr_state *st, int slot, int zctl)
      * hundred pages of Python objects. If a preloaded module started a
      * thread, the hooks run as usual.
      */
-    st->fork_hooks = thread_count() != 1;
+    st->fork_hooks = !tr_single_threaded();
     if (st->fork_hooks)
         tr_log("slot %d: the zygote has threads; forking through Python's hooks", slot);
 
