@@ -5,7 +5,7 @@
 #include <string.h>
 
 static const char runner_source[] =
-    "import sys, os, types, traceback, importlib.abc\n"
+    "import sys, os, traceback, importlib.abc\n"
     "\n"
     "class _Forbidden(importlib.abc.MetaPathFinder):\n"
     "    def __init__(self, names):\n"
@@ -36,49 +36,12 @@ static const char runner_source[] =
     "        if np is not None:\n"
     "            np.random.seed(seed & 0xffffffff)\n"
     "\n"
-    "_modules = {}\n"
-    "\n"
-    "def call(path, source, fcn, cwd, paths, args, kwargs):\n"
-    "    for p in reversed(paths):\n"
-    "        if p not in sys.path:\n"
-    "            sys.path.insert(0, p)\n"
-    "    os.chdir(cwd)\n"
-    "    key = ('f', path) if path is not None else ('s', source)\n"
-    "    mod = _modules.get(key)\n"
-    "    if mod is None:\n"
-    "        if path is not None:\n"
-    "            name = os.path.splitext(os.path.basename(path))[0]\n"
-    "            with open(path, 'rb') as f:\n"
-    "                text = f.read()\n"
-    "        else:\n"
-    "            name, text = '__source__', source\n"
-    "        mod = types.ModuleType(name)\n"
-    "        mod.__file__ = path if path is not None else '<source>'\n"
-    "        code = compile(text, mod.__file__, 'exec', dont_inherit=True)\n"
-    "        _modules[key] = mod\n"
-    "        exec(code, mod.__dict__)\n"
-    "    f = mod.__dict__.get(fcn)\n"
-    "    if f is None:\n"
-    "        return (False, None)\n"
-    "    return (True, f(*args, **(kwargs or {})))\n"
-    "\n"
     "def describe(e):\n"
     "    tb = e.__traceback__\n"
     "    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:\n"
     "        tb = tb.tb_next\n"
     "    text = ''.join(traceback.format_exception(type(e), e, tb))\n"
     "    return (type(e).__name__, str(e), text)\n"
-    "\n"
-    "def warm(path, tmpdir):\n"
-    "    prepare(tmpdir, False, 0, [])\n"
-    "    where = os.path.dirname(path)\n"
-    "    try:\n"
-    "        call(path, None, 'f', where, [where], [1], {'a': 1})\n"
-    "    finally:\n"
-    "        if where in sys.path:\n"
-    "            sys.path.remove(where)\n"
-    "        _modules.clear()\n"
-    "    flush()\n"
     "\n"
     "def reseed():\n"
     "    r = sys.modules.get('random')\n"
@@ -95,7 +58,7 @@ static const char runner_source[] =
     "        except Exception:\n"
     "            pass\n";
 
-static PyObject *fn_prepare, *fn_call, *fn_describe, *fn_flush, *fn_warm, *fn_reseed;
+static PyObject *fn_prepare, *fn_describe, *fn_flush, *fn_reseed;
 
 int runner_init(rb_err *err)
 {
@@ -108,13 +71,11 @@ int runner_init(rb_err *err)
         return rb_err_set(err, "the runner helper failed to compile");
     }
     fn_prepare = PyObject_GetAttrString(mod, "prepare");
-    fn_call = PyObject_GetAttrString(mod, "call");
     fn_describe = PyObject_GetAttrString(mod, "describe");
     fn_flush = PyObject_GetAttrString(mod, "flush");
-    fn_warm = PyObject_GetAttrString(mod, "warm");
     fn_reseed = PyObject_GetAttrString(mod, "reseed");
     Py_DECREF(mod);
-    if (!fn_prepare || !fn_call || !fn_describe || !fn_flush || !fn_warm || !fn_reseed)
+    if (!fn_prepare || !fn_describe || !fn_flush || !fn_reseed || runner_call_init() != 0)
         return rb_err_set(err, "the runner helper is incomplete");
     return 0;
 }
@@ -139,22 +100,6 @@ int runner_prepare(const char *tmpdir, const rb_job *job)
     if (!r) return -1;
     Py_DECREF(r);
     return 0;
-}
-
-PyObject *runner_call(const char *module_path, const char *source, size_t source_len,
-                      const char *fcn, const char *cwd, PyObject *paths, PyObject *args,
-                      PyObject *kwargs)
-{
-    PyObject *path_obj = module_path ? PyUnicode_DecodeFSDefault(module_path) : Py_NewRef(Py_None);
-    PyObject *src_obj = source ? PyUnicode_DecodeUTF8(source, (Py_ssize_t)source_len, "strict")
-                               : Py_NewRef(Py_None);
-    PyObject *result = NULL;
-    if (path_obj && src_obj)
-        result = PyObject_CallFunction(fn_call, "OOssOOO", path_obj, src_obj, fcn, cwd, paths, args,
-                                       kwargs ? kwargs : Py_None);
-    Py_XDECREF(path_obj);
-    Py_XDECREF(src_obj);
-    return result;
 }
 
 static char *utf8_of(PyObject *o, const char *fallback)
@@ -197,13 +142,6 @@ void runner_take_exception(char **type, char **message, char **traceback)
 const char *const runner_warm_source = "import os\n"
                                        "def f(*a, **k):\n"
                                        "    return [1, 2.0, 'x', None]\n";
-
-void runner_warm(const char *warm_file, const char *tmpdir)
-{
-    PyObject *r = PyObject_CallFunction(fn_warm, "ss", warm_file, tmpdir);
-    if (!r) PyErr_Clear();
-    Py_XDECREF(r);
-}
 
 void runner_reseed(void)
 {

@@ -2,9 +2,9 @@
  * runner.h - the Python side of running a call (private).
  *
  * A small helper module, compiled once in the mother and inherited by every
- * child, does what is plainest in Python: loading a module from a file or
- * source once per job, cwd and sys.path, seeding, forbidden modules, and
- * formatting tracebacks. Values cross between C and Python through
+ * child, does what is plainest in Python: seeding, forbidden modules, and
+ * formatting tracebacks (runner.c). Loading the job's module and calling
+ * its function is done through the C API (call.c). Values cross between C and Python through
  * pyconv.h, never through a serialisation format.
  */
 #ifndef REBOUND_RUNNER_H
@@ -18,13 +18,17 @@
 /* Compile the helper module. Returns 0 or -1 with err. */
 int runner_init(rb_err *err);
 
+/* call.c's part of runner_init. Returns 0 or -1 with a Python exception. */
+int runner_call_init(void);
+
 /* Per job, before its first call: TMPDIR, forbidden modules, seed.
  * Returns 0 or -1 with a Python exception set. */
 int runner_prepare(const char *tmpdir, const rb_job *job);
 
 /*
- * Run one call. module_path is the absolute file (NULL for source calls),
- * cwd and paths are absolute. Returns a new (present, value) tuple, or NULL
+ * Run one call (call.c). module_path is the absolute file (NULL for source
+ * calls), cwd and paths are absolute; paths is a list, args a sequence,
+ * kwargs a dict or NULL. Returns a new (present, value) tuple, or NULL
  * with the call's exception set.
  */
 PyObject *runner_call(const char *module_path, const char *source, size_t source_len,

@@ -1,0 +1,120 @@
+/* How a call's module is loaded (trampoline/call.c): its attributes, coding
+ * declarations, and the errors a module that cannot be loaded gives. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+static char *root;
+static rb_pool *pool;
+
+static int setup(void **state)
+{
+    (void)state;
+    root = harness_code_root();
+    harness_write(root, "pkg/attrs.py",
+                  "def attrs():\n"
+                  "    return [__name__, __file__, '__builtins__' in globals()]\n");
+    harness_write(root, "latin.py",
+                  "# -*- coding: latin-1 -*-\n"
+                  "def word():\n"
+                  "    return 'caf\xe9'\n");
+    harness_write(root, "broken.py", "def f(:\n    pass\n");
+    harness_write(root, "raises.py",
+                  "def f():\n"
+                  "    return 1\n"
+                  "raise KeyError('at import')\n");
+    /* A NUL byte, which compile() refuses. */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/nul.py", root);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fwrite("def f():\n    return 1\n\0\n", 1, 24, f);
+    fclose(f);
+    pool = harness_pool("internal", 1, root, NULL);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    rb_pool_free(pool);
+    harness_rmtree(root);
+    free(root);
+    return 0;
+}
+
+static void test_module_attributes(void **state)
+{
+    (void)state;
+    msgpack_unpacked res;
+    assert_true(
+        harness_run_json(pool,
+                         "{\"v\":1,\"id\":\"a\",\"calls\":["
+                         "{\"file\":\"pkg/attrs.py\",\"fcn\":\"attrs\"},"
+                         "{\"source\":\"def attrs():\\n    return [__name__, __file__]\\n\","
+                         "\"fcn\":\"attrs\"}]}",
+                         &res, 10000));
+    assert_string_equal(harness_sget(&res.data, "status"), "ok");
+    assert_string_equal(harness_sget(&res.data, "results.0.val.0"), "attrs");
+    char want[1024];
+    snprintf(want, sizeof want, "%s/pkg/attrs.py", root);
+    assert_string_equal(harness_sget(&res.data, "results.0.val.1"), want);
+    assert_true(harness_get(&res.data, "results.0.val.2")->via.boolean);
+    assert_string_equal(harness_sget(&res.data, "results.1.val.0"), "__source__");
+    assert_string_equal(harness_sget(&res.data, "results.1.val.1"), "<source>");
+    msgpack_unpacked_destroy(&res);
+}
+
+static void test_a_coding_declaration_is_honoured(void **state)
+{
+    (void)state;
+    msgpack_unpacked res;
+    assert_true(harness_run_json(
+        pool, "{\"v\":1,\"id\":\"c\",\"calls\":[{\"file\":\"latin.py\",\"fcn\":\"word\"}]}", &res,
+        10000));
+    assert_string_equal(harness_sget(&res.data, "status"), "ok");
+    assert_string_equal(harness_sget(&res.data, "results.0.val"), "caf\xc3\xa9");
+    msgpack_unpacked_destroy(&res);
+}
+
+/* One call whose module cannot be loaded: the job stops with that error. */
+static void expect_load_error(const char *file, const char *type, const char *in_text)
+{
+    char job[256];
+    snprintf(job, sizeof job, "{\"v\":1,\"id\":\"l\",\"calls\":[{\"file\":\"%s\",\"fcn\":\"f\"}]}",
+             file);
+    msgpack_unpacked res;
+    assert_true(harness_run_json(pool, job, &res, 10000));
+    assert_string_equal(harness_sget(&res.data, "status"), "error");
+    assert_string_equal(harness_sget(&res.data, "results.0.error.type"), type);
+    const char *tb = harness_sget(&res.data, "results.0.error.traceback");
+    if (!strstr(tb, in_text)) fail_msg("traceback of %s lacks \"%s\": %s", file, in_text, tb);
+    msgpack_unpacked_destroy(&res);
+}
+
+static void test_modules_that_cannot_be_loaded(void **state)
+{
+    (void)state;
+    expect_load_error("broken.py", "SyntaxError", "broken.py");
+    expect_load_error("raises.py", "KeyError", "at import");
+    expect_load_error("nul.py", "ValueError", "null bytes");
+    /* A file that is missing or not a regular file is rejected before it
+     * reaches a child (rb_job_check_paths). */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_module_attributes),
+        cmocka_unit_test(test_a_coding_declaration_is_honoured),
+        cmocka_unit_test(test_modules_that_cannot_be_loaded),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,228 @@
+/*
+ * call.c - loading a job's module and calling its function, in C.
+ *
+ * What a call does is small: sys.path, the working directory, the module
+ * (read, compiled and run once per job), the function. Doing it through
+ * the C API rather than a Python helper keeps the child from touching the
+ * helper's frames, os.path, io and importlib objects: every object Python
+ * touches gets its reference count written, and every page written in a
+ * child is a page copied from the zygote. The behaviour is the helper's:
+ * the same errors (OSError subclasses for a file that cannot be read,
+ * ValueError for a NUL byte, SyntaxError from the compiler), the same
+ * module attributes, and tracebacks that start in the job's own code.
+ */
+#define PY_SSIZE_T_CLEAN /* "y#" takes a Py_ssize_t length */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runner.h"
+
+/* The job's modules: ("f", path) or ("s", source) -> module. One job per
+ * child, so it only grows for the job's calls; the warm-up empties it. */
+static PyObject *modules;
+
+int runner_call_init(void)
+{
+    modules = PyDict_New();
+    return modules ? 0 : -1;
+}
+
+/* Each of paths at the front of sys.path (the first one first), where it is
+ * not there already. */
+static int add_paths(PyObject *paths)
+{
+    PyObject *sys_path = PySys_GetObject("path"); /* borrowed */
+    if (!sys_path || !PyList_Check(sys_path)) {
+        PyErr_SetString(PyExc_RuntimeError, "sys.path is not a list");
+        return -1;
+    }
+    for (Py_ssize_t i = PyList_GET_SIZE(paths) - 1; i >= 0; i--) {
+        PyObject *p = PyList_GET_ITEM(paths, i);
+        int has = PySequence_Contains(sys_path, p);
+        if (has < 0 || (!has && PyList_Insert(sys_path, 0, p) != 0)) return -1;
+    }
+    return 0;
+}
+
+/* The bytes of a file, or NULL with the OSError open() would raise. */
+static PyObject *read_file(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || S_ISDIR(sb.st_mode)) {
+        if (S_ISDIR(sb.st_mode)) errno = EISDIR;
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
+    }
+    size_t cap = (size_t)sb.st_size + 1, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) {
+            close(fd);
+            return PyErr_NoMemory();
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int saved = errno;
+            free(buf);
+            close(fd);
+            errno = saved;
+            return PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
+        }
+        if (n == 0) break;
+        len += (size_t)n;
+        if (len == cap) { /* the file grew: read on */
+            char *more = realloc(buf, cap * 2);
+            if (!more) free(buf);
+            buf = more;
+            cap *= 2;
+        }
+    }
+    close(fd);
+    PyObject *bytes = PyBytes_FromStringAndSize(buf, (Py_ssize_t)len);
+    free(buf);
+    return bytes;
+}
+
+/* A module's name from its file, as os.path.splitext(os.path.basename()). */
+static void module_name(const char *path, char *out, size_t cap)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    snprintf(out, cap, "%s", base);
+    const char *stem = out;
+    while (*stem == '.')
+        stem++; /* leading dots belong to the name */
+    char *dot = strrchr(stem, '.');
+    if (dot) *dot = '\0';
+}
+
+/* Compile a module's text: file bytes honour a coding declaration, source
+ * (already text) does not, as with compile(). */
+static PyObject *compile_text(const char *text, Py_ssize_t len, const char *filename, bool is_str)
+{
+    if (memchr(text, '\0', (size_t)len)) {
+        PyErr_SetString(PyExc_ValueError, "source code string cannot contain null bytes");
+        return NULL;
+    }
+    PyCompilerFlags flags = {.cf_flags = is_str ? PyCF_IGNORE_COOKIE | PyCF_SOURCE_IS_UTF8 : 0,
+                             .cf_feature_version = PY_MINOR_VERSION};
+    return Py_CompileStringExFlags(text, filename, Py_file_input, &flags, -1);
+}
+
+/* The job's module for key, loaded and run on first use. New reference. */
+static PyObject *load_module(PyObject *key, const char *module_path, const char *source,
+                             size_t source_len)
+{
+    PyObject *mod = PyDict_GetItemWithError(modules, key);
+    if (mod) return Py_NewRef(mod);
+    if (PyErr_Occurred()) return NULL;
+
+    char name[NAME_MAX + 1] = "__source__";
+    const char *filename = "<source>";
+    PyObject *text = NULL, *code = NULL, *file = NULL;
+    if (module_path) {
+        module_name(module_path, name, sizeof name);
+        filename = module_path;
+        text = read_file(module_path);
+        if (text)
+            code = compile_text(PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text), filename, false);
+    } else {
+        code = compile_text(source, (Py_ssize_t)source_len, filename, true);
+    }
+    Py_XDECREF(text);
+    if (!code) return NULL;
+
+    mod = PyModule_New(name);
+    PyObject *globals = mod ? PyModule_GetDict(mod) : NULL; /* borrowed */
+    file = PyUnicode_DecodeFSDefault(filename);
+    PyObject *ran = NULL;
+    /* Cached before it runs, as an import would: a later call of the job
+     * sees the module even if running it failed part way. */
+    if (globals && file && PyDict_SetItemString(globals, "__file__", file) == 0 &&
+        PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) == 0 &&
+        PyDict_SetItem(modules, key, mod) == 0)
+        ran = PyEval_EvalCode(code, globals, globals);
+    Py_XDECREF(file);
+    Py_DECREF(code);
+    if (!ran) {
+        Py_XDECREF(mod);
+        return NULL;
+    }
+    Py_DECREF(ran);
+    return mod;
+}
+
+PyObject *runner_call(const char *module_path, const char *source, size_t source_len,
+                      const char *fcn, const char *cwd, PyObject *paths, PyObject *args,
+                      PyObject *kwargs)
+{
+    if (add_paths(paths) != 0) return NULL;
+    if (chdir(cwd) != 0) return PyErr_SetFromErrnoWithFilename(PyExc_OSError, cwd);
+
+    PyObject *key = module_path ? Py_BuildValue("(sy)", "f", module_path)
+                                : Py_BuildValue("(sy#)", "s", source, (Py_ssize_t)source_len);
+    PyObject *mod = key ? load_module(key, module_path, source, source_len) : NULL;
+    Py_XDECREF(key);
+    if (!mod) return NULL;
+
+    PyObject *f = PyDict_GetItemString(PyModule_GetDict(mod), fcn); /* borrowed */
+    PyObject *result = NULL;
+    if (!f) {
+        result = Py_BuildValue("(OO)", Py_False, Py_None);
+    } else {
+        /* args is the job's list (return_args reports it after the call):
+         * the call gets a tuple of the same objects, as f(*args) would. */
+        Py_INCREF(f);
+        PyObject *tuple = PySequence_Tuple(args);
+        PyObject *val = tuple ? PyObject_Call(f, tuple, kwargs) : NULL;
+        Py_XDECREF(tuple);
+        Py_DECREF(f);
+        if (val) {
+            result = PyTuple_Pack(2, Py_True, val);
+            Py_DECREF(val);
+        }
+    }
+    Py_DECREF(mod);
+    return result;
+}
+
+void runner_warm(const char *warm_file, const char *tmpdir)
+{
+    static const rb_job none = {0};
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", warm_file);
+    dirname(dir);
+    if (runner_prepare(tmpdir, &none) == 0) {
+        PyObject *paths = Py_BuildValue("[s]", dir);
+        PyObject *args = Py_BuildValue("(i)", 1);
+        PyObject *kwargs = Py_BuildValue("{s:i}", "a", 1);
+        PyObject *r = paths && args && kwargs
+                          ? runner_call(warm_file, NULL, 0, "f", dir, paths, args, kwargs)
+                          : NULL;
+        Py_XDECREF(r);
+        PyErr_Clear();
+        /* Nothing of the warm-up stays for the job to see. */
+        PyObject *sys_path = PySys_GetObject("path");
+        Py_ssize_t at =
+            paths && sys_path ? PySequence_Index(sys_path, PyList_GET_ITEM(paths, 0)) : -1;
+        if (at >= 0) PySequence_DelItem(sys_path, at);
+        Py_XDECREF(paths);
+        Py_XDECREF(args);
+        Py_XDECREF(kwargs);
+        PyDict_Clear(modules);
+    }
+    PyErr_Clear();
+    runner_flush();
+}
