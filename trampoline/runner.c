@@ -17,11 +17,7 @@ static const char runner_source[] =
     "            raise ImportError('import of %r is forbidden' % fullname, name=fullname)\n"
     "        return None\n"
     "\n"
-    "def prepare(tmpdir, has_seed, seed, forbidden):\n"
-    "    os.environ['TMPDIR'] = tmpdir\n"
-    "    tf = sys.modules.get('tempfile')\n"
-    "    if tf is not None:\n"
-    "        tf.tempdir = tmpdir\n"
+    "def prepare(has_seed, seed, forbidden):\n"
     "    finder = _Forbidden(tuple(forbidden))\n"
     "    if forbidden:\n"
     "        for name in list(sys.modules):\n"
@@ -49,16 +45,9 @@ static const char runner_source[] =
     "        r.seed()\n"
     "    np = sys.modules.get('numpy.random')\n"
     "    if np is not None:\n"
-    "        np.seed()\n"
-    "\n"
-    "def flush():\n"
-    "    for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):\n"
-    "        try:\n"
-    "            s.flush()\n"
-    "        except Exception:\n"
-    "            pass\n";
+    "        np.seed()\n";
 
-static PyObject *fn_prepare, *fn_describe, *fn_flush, *fn_reseed;
+static PyObject *fn_prepare, *fn_describe, *fn_reseed;
 
 int runner_init(rb_err *err)
 {
@@ -72,16 +61,70 @@ int runner_init(rb_err *err)
     }
     fn_prepare = PyObject_GetAttrString(mod, "prepare");
     fn_describe = PyObject_GetAttrString(mod, "describe");
-    fn_flush = PyObject_GetAttrString(mod, "flush");
     fn_reseed = PyObject_GetAttrString(mod, "reseed");
     Py_DECREF(mod);
-    if (!fn_prepare || !fn_describe || !fn_flush || !fn_reseed || runner_call_init() != 0)
+    if (!fn_prepare || !fn_describe || !fn_reseed || runner_call_init() != 0)
         return rb_err_set(err, "the runner helper is incomplete");
     return 0;
 }
 
+/* A module of sys.modules (new reference), or NULL (no exception) when it
+ * is not loaded. */
+static PyObject *loaded_module(const char *name)
+{
+    PyObject *n = PyUnicode_FromString(name);
+    PyObject *m = n ? PyImport_GetModule(n) : NULL;
+    Py_XDECREF(n);
+    PyErr_Clear();
+    return m;
+}
+
+/*
+ * TMPDIR for the job and whatever it starts, and for Python's tempfile.
+ * Set in C, without os.environ.__setitem__'s Python frames: the process
+ * environment, os.environ's own dict (bytes to bytes on POSIX), and
+ * tempfile.tempdir if tempfile is loaded.
+ */
+static int set_tmpdir(const char *tmpdir)
+{
+    if (setenv("TMPDIR", tmpdir, 1) != 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    PyObject *os = loaded_module("os");
+    PyObject *environ = os ? PyObject_GetAttrString(os, "environ") : NULL;
+    PyObject *data = environ ? PyObject_GetAttrString(environ, "_data") : NULL;
+    PyObject *key = PyBytes_FromString("TMPDIR"), *val = PyBytes_FromString(tmpdir);
+    int rc = -1;
+    if (data && PyDict_Check(data) && key && val) {
+        rc = PyDict_SetItem(data, key, val);
+    } else if (environ) {
+        /* Not the os.environ we know: through its own __setitem__. */
+        PyErr_Clear();
+        PyObject *k = PyUnicode_FromString("TMPDIR"), *s = PyUnicode_DecodeFSDefault(tmpdir);
+        rc = k && s ? PyObject_SetItem(environ, k, s) : -1;
+        Py_XDECREF(k);
+        Py_XDECREF(s);
+    }
+    Py_XDECREF(key);
+    Py_XDECREF(val);
+    Py_XDECREF(data);
+    Py_XDECREF(environ);
+    Py_XDECREF(os);
+    PyObject *tf = rc == 0 ? loaded_module("tempfile") : NULL;
+    if (tf) {
+        PyObject *s = PyUnicode_DecodeFSDefault(tmpdir);
+        rc = s ? PyObject_SetAttrString(tf, "tempdir", s) : -1;
+        Py_XDECREF(s);
+        Py_DECREF(tf);
+    }
+    return rc;
+}
+
 int runner_prepare(const char *tmpdir, const rb_job *job)
 {
+    if (set_tmpdir(tmpdir) != 0) return -1;
+    if (!job->has_seed && job->nforbidden == 0) return 0; /* the helper has nothing to do */
     PyObject *forbidden = PyList_New(0);
     if (!forbidden) return -1;
     for (size_t i = 0; i < job->nforbidden; i++) {
@@ -93,9 +136,8 @@ int runner_prepare(const char *tmpdir, const rb_job *job)
         }
         Py_DECREF(s);
     }
-    PyObject *r =
-        PyObject_CallFunction(fn_prepare, "sOLO", tmpdir, job->has_seed ? Py_True : Py_False,
-                              (long long)job->seed, forbidden);
+    PyObject *r = PyObject_CallFunction(fn_prepare, "OLO", job->has_seed ? Py_True : Py_False,
+                                        (long long)job->seed, forbidden);
     Py_DECREF(forbidden);
     if (!r) return -1;
     Py_DECREF(r);
@@ -152,8 +194,13 @@ void runner_reseed(void)
 
 void runner_flush(void)
 {
-    PyObject *r = PyObject_CallNoArgs(fn_flush);
-    if (!r) PyErr_Clear();
-    Py_XDECREF(r);
+    /* Whatever a job put there (a failing flush is the job's business). */
+    static const char *const streams[] = {"stdout", "stderr", "__stdout__", "__stderr__"};
+    for (size_t i = 0; i < sizeof streams / sizeof streams[0]; i++) {
+        PyObject *s = PySys_GetObject(streams[i]); /* borrowed */
+        PyObject *r = s && s != Py_None ? PyObject_CallMethod(s, "flush", NULL) : NULL;
+        Py_XDECREF(r);
+        PyErr_Clear();
+    }
     fflush(NULL);
 }

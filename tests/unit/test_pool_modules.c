@@ -25,6 +25,12 @@ static int setup(void **state)
                   "# -*- coding: latin-1 -*-\n"
                   "def word():\n"
                   "    return 'caf\xe9'\n");
+    harness_write(root, "env.py",
+                  "import os, subprocess, tempfile\n"
+                  "def tmp():\n"
+                  "    shell = subprocess.run(['sh', '-c', 'echo $TMPDIR'], capture_output=True,\n"
+                  "                           text=True).stdout.strip()\n"
+                  "    return [os.environ['TMPDIR'], shell, tempfile.gettempdir()]\n");
     harness_write(root, "broken.py", "def f(:\n    pass\n");
     harness_write(root, "raises.py",
                   "def f():\n"
@@ -84,6 +90,22 @@ static void test_a_coding_declaration_is_honoured(void **state)
     msgpack_unpacked_destroy(&res);
 }
 
+/* TMPDIR is the child's own directory, for Python and what it starts. */
+static void test_tmpdir_everywhere(void **state)
+{
+    (void)state;
+    msgpack_unpacked res;
+    assert_true(harness_run_json(
+        pool, "{\"v\":1,\"id\":\"t\",\"calls\":[{\"file\":\"env.py\",\"fcn\":\"tmp\"}]}", &res,
+        10000));
+    assert_string_equal(harness_sget(&res.data, "status"), "ok");
+    const char *dir = harness_sget(&res.data, "results.0.val.0");
+    assert_non_null(strstr(dir, "/tmp/rebound."));
+    assert_string_equal(harness_sget(&res.data, "results.0.val.1"), dir);
+    assert_string_equal(harness_sget(&res.data, "results.0.val.2"), dir);
+    msgpack_unpacked_destroy(&res);
+}
+
 /* One call whose module cannot be loaded: the job stops with that error. */
 static void expect_load_error(const char *file, const char *type, const char *in_text)
 {
@@ -114,6 +136,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_module_attributes),
         cmocka_unit_test(test_a_coding_declaration_is_honoured),
+        cmocka_unit_test(test_tmpdir_everywhere),
         cmocka_unit_test(test_modules_that_cannot_be_loaded),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
