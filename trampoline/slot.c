@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "pool_internal.h"
@@ -200,6 +201,10 @@ void slot_start_job(slot *s, pool_job *job)
     s->run = s->next;     /* the pipes and buffer move over */
     child_init(&s->next);
     s->child_due_ms = pool_now_ms() + s->pool->cfg.spawn_timeout_ms;
+    /* The spare got ready at the lowest priority (zygote.c); its job runs
+     * at the normal one. Only root may raise it again, and nobody else
+     * lowered it. */
+    setpriority(PRIO_PROCESS, (id_t)s->run.pid, 0);
     /* The zygote forks the next spare now. A full socket or a gone zygote
      * shows up as no next child in time. */
     ctl_send_int(s->zctl, "taken", "pid", s->run.pid, NULL, 0);

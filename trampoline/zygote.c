@@ -182,7 +182,14 @@ void zygote_run(tr_state *st, int slot, int zctl)
     zchild spare = {0}, claimed[MAX_CLAIMED] = {{0}};
     unsigned long seq = 0;
     int failures = 0;
-    bool renice = geteuid() == 0;
+    /*
+     * Everything a zygote does (forking, reaping, removing a job's
+     * directory) and everything a spare does before it is taken runs on CPU
+     * time nobody else wants: the job that runs meanwhile, the consumer and
+     * the broker come first. The pool gives a spare the normal priority when
+     * it hands it a job, which only root may do: so only then.
+     */
+    if (geteuid() == 0) setpriority(PRIO_PROCESS, 0, 19);
 
     for (;;) {
         if (spare.pid == 0 && free_claim(claimed) >= 0) {
@@ -204,10 +211,6 @@ void zygote_run(tr_state *st, int slot, int zctl)
                 continue;
             }
             failures = 0;
-            /* A spare gets ready on CPU time nobody else wants: the job that
-             * runs meanwhile must not be slowed down by its preparation.
-             * Only root can give the priority back when the spare is taken. */
-            if (renice) setpriority(PRIO_PROCESS, (id_t)spare.pid, 19);
         }
 
         struct pollfd pfd[2] = {{zctl, POLLIN, 0}, {sigfd, POLLIN, 0}};
@@ -222,8 +225,6 @@ void zygote_run(tr_state *st, int slot, int zctl)
                 if (ctl_parse(buf + 4, (size_t)n, &unp, type, sizeof type) == 0 &&
                     strcmp(type, "taken") == 0 && spare.pid > 0 &&
                     ctl_get_int(&unp.data, "pid", 0) == spare.pid) {
-                    /* It runs a job now: back to the normal priority. */
-                    if (renice) setpriority(PRIO_PROCESS, (id_t)spare.pid, 0);
                     claimed[free_claim(claimed)] = spare;
                     spare.pid = 0;
                 }
