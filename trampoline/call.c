@@ -57,9 +57,9 @@ static PyObject *read_file(const char *path)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || S_ISDIR(sb.st_mode)) {
-        if (S_ISDIR(sb.st_mode)) errno = EISDIR;
-        int saved = errno;
+    int bad = fstat(fd, &sb) != 0 ? errno : S_ISDIR(sb.st_mode) ? EISDIR : 0;
+    if (bad) {
+        int saved = bad;
         close(fd);
         errno = saved;
         return PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "pool_internal.h"
@@ -252,6 +253,9 @@ rb_pool *rb_pool_new(const rb_pool_config *cfg, rb_err *err)
         return NULL;
     }
     pool->cfg = *cfg;
+    errno = 0;
+    pool->job_nice = getpriority(PRIO_PROCESS, 0);
+    if (errno != 0) pool->job_nice = 0;
     if (pool->cfg.spawn_timeout_ms <= 0) pool->cfg.spawn_timeout_ms = 10000;
     if (pool->cfg.start_timeout_ms <= 0) pool->cfg.start_timeout_ms = 60000;
     pool->trampoline_path = strdup(cfg->trampoline_path);

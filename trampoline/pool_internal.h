@@ -84,6 +84,8 @@ struct rb_pool {
     int queued;
     pool_done *done_head, *done_tail;
 
+    int job_nice; /* the priority a child runs its job at: ours */
+
     char *preload_failed;
     char *sandbox;
     char *setup_error; /* the last child's "setup_failed" reason */

@@ -95,7 +95,7 @@ static int set_tmpdir(const char *tmpdir)
     PyObject *environ = os ? PyObject_GetAttrString(os, "environ") : NULL;
     PyObject *data = environ ? PyObject_GetAttrString(environ, "_data") : NULL;
     PyObject *key = PyBytes_FromString("TMPDIR"), *val = PyBytes_FromString(tmpdir);
-    int rc = -1;
+    int rc = os ? -1 : 0; /* no os module: nothing in Python to update */
     if (data && PyDict_Check(data) && key && val) {
         rc = PyDict_SetItem(data, key, val);
     } else if (environ) {

@@ -202,9 +202,9 @@ void slot_start_job(slot *s, pool_job *job)
     child_init(&s->next);
     s->child_due_ms = pool_now_ms() + s->pool->cfg.spawn_timeout_ms;
     /* The spare got ready at the lowest priority (zygote.c); its job runs
-     * at the normal one. Only root may raise it again, and nobody else
+     * at the consumer's own. Only root may raise it again, and nobody else
      * lowered it. */
-    setpriority(PRIO_PROCESS, (id_t)s->run.pid, 0);
+    setpriority(PRIO_PROCESS, (id_t)s->run.pid, s->pool->job_nice);
     /* The zygote forks the next spare now. A full socket or a gone zygote
      * shows up as no next child in time. */
     ctl_send_int(s->zctl, "taken", "pid", s->run.pid, NULL, 0);
