@@ -179,7 +179,7 @@ PyObject *runner_call(const char *module_path, const char *source, size_t source
 
     PyObject *f = PyDict_GetItemString(PyModule_GetDict(mod), fcn); /* borrowed */
     PyObject *result = NULL;
-    if (!f) {
+    if (!f || f == Py_None) { /* as the job's module.get(fcn) would see it */
         result = Py_BuildValue("(OO)", Py_False, Py_None);
     } else {
         /* args is the job's list (return_args reports it after the call):

@@ -154,6 +154,7 @@ static void run_call(tr_state *st, const rb_call *c, const char *tmpdir, call_ou
         out->present = true;
         take_error(out);
     } else {
+        pyconv_init(); /* numpy's types, if the call imported numpy itself */
         out->present = PyTuple_GET_ITEM(ret, 0) == Py_True;
         if (out->present && pack_value(PyTuple_GET_ITEM(ret, 1), &out->val, out) == 0 &&
             c->return_args) {
@@ -248,7 +249,6 @@ static void run_job(tr_state *st, const rb_job *job, int job_fd, const char *tmp
         free_outcome(&o);
         return;
     }
-    pyconv_init();
     for (size_t i = 0; i < job->ncalls; i++) {
         call_outcome o = {0};
         msgpack_sbuffer_init(&o.val);

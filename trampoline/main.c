@@ -230,6 +230,18 @@ int main(int argc, char **argv)
         tr_log("%s", err.msg);
         return 1;
     }
+    /*
+     * Python's fork hooks re-create locks that other threads may have held
+     * at a fork, and reseed `random`. The mother and the zygotes have no
+     * other thread and take no Python lock around their forks, and rng.c
+     * reseeds: running the hooks would only make every zygote and child
+     * copy a few hundred pages of Python objects. If a preloaded module
+     * started a thread (or registered hooks of its own, which then do not
+     * run), the hooks run on every fork, as in any Python program.
+     */
+    st.fork_hooks = !tr_single_threaded();
+    if (st.fork_hooks)
+        tr_log("a preloaded module started a thread: forking through Python's hooks");
     rng_prepare(&st.rng);
     pyconv_init(); /* children inherit what it looked up */
     st.cpus = sysconf(_SC_NPROCESSORS_ONLN);

@@ -40,11 +40,10 @@ static void reply(int sock, const char *type, long long slot, long long pid, con
 
 static void spawn(tr_state *st, int sock, int sigfd, long long slot, int zctl)
 {
-    /* As for children (zygote.c): no Python runs in the zygote after this
-     * fork unless the hooks are needed, so it writes nothing of the
-     * interpreter's memory and keeps it on the huge pages it shares with
-     * us (arenas.c). */
-    bool hooks = !tr_single_threaded();
+    /* Without the fork hooks (main.c says when), no Python runs in the
+     * zygote after this fork, so it writes nothing of the interpreter's
+     * memory and keeps it on the huge pages it shares with us (arenas.c). */
+    bool hooks = st->fork_hooks;
     if (hooks) PyOS_BeforeFork();
     pid_t pid = fork();
     if (pid == 0) {

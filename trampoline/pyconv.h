@@ -12,8 +12,9 @@
 #include <msgpack.h>
 
 /* Look up numpy's ndarray and generic types if numpy is loaded: in the
- * mother after the preload (children inherit them), and again in a child
- * before its calls, for a numpy the job imports itself. */
+ * mother after the preload (children inherit them), and in a child after
+ * each call, for a numpy the job imported itself (a dict lookup once
+ * found: it returns at once). */
 void pyconv_init(void);
 
 /* New reference, or NULL with a Python exception set. */

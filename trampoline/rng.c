@@ -44,6 +44,22 @@ static py_random *find_random(void)
     PyObject *mod = name ? PyImport_GetModule(name) : NULL;
     Py_XDECREF(name);
     PyObject *inst = mod ? PyObject_GetAttrString(mod, "_inst") : NULL;
+    /* Only a _random.Random at least as large as its C struct is read. */
+    PyObject *cname = PyUnicode_FromString("_random");
+    PyObject *cmod = cname ? PyImport_GetModule(cname) : NULL;
+    Py_XDECREF(cname);
+    PyObject *ctype = cmod ? PyObject_GetAttrString(cmod, "Random") : NULL;
+    Py_XDECREF(cmod);
+    bool typed = inst && ctype && PyType_Check(ctype) &&
+                 PyObject_TypeCheck(inst, (PyTypeObject *)ctype) &&
+                 Py_TYPE(inst)->tp_basicsize >= (Py_ssize_t)sizeof(py_random);
+    Py_XDECREF(ctype);
+    if (!typed) {
+        Py_XDECREF(inst);
+        Py_XDECREF(mod);
+        PyErr_Clear();
+        return NULL;
+    }
     /* A fresh seed also clears a cached gauss value every child would
      * otherwise return first. */
     PyObject *r = inst ? PyObject_CallMethod(inst, "seed", NULL) : NULL;
@@ -78,7 +94,10 @@ static np_mt19937 *find_numpy(void)
     PyObject *bg = r ? PyObject_GetAttrString(rs, "_bit_generator") : NULL;
     PyObject *cap = bg ? PyObject_GetAttrString(bg, "capsule") : NULL;
     PyObject *st = bg ? PyObject_GetAttrString(bg, "state") : NULL;
-    PyObject *inner = st && PyDict_Check(st) ? PyDict_GetItemString(st, "state") : NULL;
+    PyObject *kind = st && PyDict_Check(st) ? PyDict_GetItemString(st, "bit_generator") : NULL;
+    bool mt =
+        kind && PyUnicode_Check(kind) && PyUnicode_CompareWithASCIIString(kind, "MT19937") == 0;
+    PyObject *inner = mt ? PyDict_GetItemString(st, "state") : NULL;
     PyObject *key = inner && PyDict_Check(inner) ? PyDict_GetItemString(inner, "key") : NULL;
     PyObject *pos = inner && PyDict_Check(inner) ? PyDict_GetItemString(inner, "pos") : NULL;
     np_bitgen *gen =

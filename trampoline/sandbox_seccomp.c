@@ -8,6 +8,7 @@
 #include <linux/seccomp.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -84,6 +85,16 @@ int sandbox_seccomp_build(bool deny_inet, sandbox_plan *plan, rb_err *err)
         what = "clone(CLONE_NEW*)";
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
                               SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]));
+    }
+    /* A job may lower its own priority (os.nice), not that of other
+     * processes of the run-as user: the other slots' jobs. */
+    if (rc == 0) {
+        what = "setpriority";
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(setpriority), 1,
+                              SCMP_A0(SCMP_CMP_NE, PRIO_PROCESS));
+        if (rc == 0)
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(setpriority), 1,
+                                  SCMP_A1(SCMP_CMP_NE, 0));
     }
     if (rc == 0 && deny_inet) {
         what = "socket(AF_INET)";

@@ -202,8 +202,8 @@ void slot_start_job(slot *s, pool_job *job)
     child_init(&s->next);
     s->child_due_ms = pool_now_ms() + s->pool->cfg.spawn_timeout_ms;
     /* The spare got ready at the lowest priority (zygote.c); its job runs
-     * at the consumer's own. Only root may raise it again, and nobody else
-     * lowered it. */
+     * at the consumer's own. The zygote lowered it only if we may raise it
+     * again (CAP_SYS_NICE). */
     setpriority(PRIO_PROCESS, (id_t)s->run.pid, s->pool->job_nice);
     /* The zygote forks the next spare now. A full socket or a gone zygote
      * shows up as no next child in time. */

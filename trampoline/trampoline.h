@@ -43,7 +43,7 @@ typedef struct tr_state {
     long cpus;                 /* online CPUs, read once (sysconf reads /sys) */
     pid_t mother_pid;
     pid_t zygote_pid; /* set in each zygote */
-    bool fork_hooks;  /* zygote: run Python's fork hooks around each fork */
+    bool fork_hooks;  /* run Python's fork hooks around each fork (main.c) */
 } tr_state;
 
 /* mother.c: serve spawn requests until the pool goes away. Returns the
@@ -72,7 +72,7 @@ void tmpdir_sweep_orphans(void);         /* all whose zygote is gone */
 int tr_sigchld_fd(void);
 
 /* True when this process has no other thread (read from /proc): then it
- * can fork without Python's fork hooks (see zygote.c). */
+ * can fork without Python's fork hooks (see main.c). */
 bool tr_single_threaded(void);
 
 /* Log one line to stderr with the process role and pid. */

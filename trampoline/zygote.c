@@ -15,9 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -126,6 +128,16 @@ static pid_t spawn_child(tr_state *st, int slot, int zctl, int sigfd, const char
     return pid;
 }
 
+/* Whether the pool can give a spare its priority back: raising a priority
+ * takes CAP_SYS_NICE, which root in a container often lacks. */
+static bool may_raise_priority(void)
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
+    if (syscall(SYS_capget, &hdr, caps) != 0) return false;
+    return caps[CAP_SYS_NICE / 32].effective & (1u << (CAP_SYS_NICE % 32));
+}
+
 /* A child of this zygote and its private directory. */
 typedef struct zchild {
     pid_t pid; /* 0: none */
@@ -158,17 +170,6 @@ void zygote_run(tr_state *st, int slot, int zctl)
     if (getppid() != st->mother_pid) _exit(0);
     /* Orphans of a job re-parent to us, so we reap them rather than init. */
     prctl(PR_SET_CHILD_SUBREAPER, 1);
-    /*
-     * Python's fork hooks re-create locks that other threads may have held
-     * at the fork, and reseed `random`. A zygote has no other thread and
-     * takes no Python lock around its forks, and rng.c reseeds: running
-     * the hooks would only make the zygote and every child copy a few
-     * hundred pages of Python objects. If a preloaded module started a
-     * thread, the hooks run as usual.
-     */
-    st->fork_hooks = !tr_single_threaded();
-    if (st->fork_hooks)
-        tr_log("slot %d: the zygote has threads; forking through Python's hooks", slot);
 
     int sigfd = tr_sigchld_fd();
     if (sigfd < 0) {
@@ -186,10 +187,10 @@ void zygote_run(tr_state *st, int slot, int zctl)
      * Everything a zygote does (forking, reaping, removing a job's
      * directory) and everything a spare does before it is taken runs on CPU
      * time nobody else wants: the job that runs meanwhile, the consumer and
-     * the broker come first. The pool gives a spare the normal priority when
-     * it hands it a job, which only root may do: so only then.
+     * the broker come first. The pool gives a spare the consumer's priority
+     * when it hands it a job, which takes CAP_SYS_NICE: so only with it.
      */
-    if (geteuid() == 0) setpriority(PRIO_PROCESS, 0, 19);
+    if (may_raise_priority()) setpriority(PRIO_PROCESS, 0, 19);
 
     for (;;) {
         if (spare.pid == 0 && free_claim(claimed) >= 0) {

@@ -71,6 +71,13 @@ static int setup(void **state)
         "    libc = ctypes.CDLL(None, use_errno=True)\n"
         "    rc = libc.ptrace(0, 0, 0, 0)\n"
         "    return [rc, ctypes.get_errno()]\n"
+        "def renice():\n"
+        "    os.nice(1)\n"
+        "    try:\n"
+        "        os.setpriority(os.PRIO_USER, 0, 19)\n"
+        "        return 'reniced every job of the user'\n"
+        "    except PermissionError:\n"
+        "        return 'denied'\n"
         "def who():\n"
         "    return [os.getuid(), os.getpgrp() == os.getpid()]\n"
         "def closer():\n"
@@ -300,6 +307,17 @@ static void test_ptrace_is_denied(void **state)
     msgpack_unpacked_destroy(&res);
 }
 
+/* A job may lower its own priority, not the other slots' jobs'. */
+static void test_other_processes_priority_is_denied(void **state)
+{
+    (void)state;
+    msgpack_unpacked res;
+    run("renice", "[]", 10000, &res);
+    assert_string_equal(harness_sget(&res.data, "status"), "ok");
+    assert_string_equal(harness_sget(&res.data, "results.0.val"), "denied");
+    msgpack_unpacked_destroy(&res);
+}
+
 static void test_closing_pipes_and_ignoring_sigterm(void **state)
 {
     (void)state;
@@ -449,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_writes_outside_the_tmpdir_are_refused),
         cmocka_unit_test(test_no_network),
         cmocka_unit_test(test_ptrace_is_denied),
+        cmocka_unit_test(test_other_processes_priority_is_denied),
         cmocka_unit_test(test_closing_pipes_and_ignoring_sigterm),
         cmocka_unit_test(test_forged_frames_cannot_end_a_job_early),
         cmocka_unit_test(test_threads_fit_in_the_memory_limit),

@@ -31,6 +31,7 @@ static int setup(void **state)
                   "    shell = subprocess.run(['sh', '-c', 'echo $TMPDIR'], capture_output=True,\n"
                   "                           text=True).stdout.strip()\n"
                   "    return [os.environ['TMPDIR'], shell, tempfile.gettempdir()]\n");
+    harness_write(root, "nones.py", "f = None\ndef g():\n    return 'g'\n");
     harness_write(root, "broken.py", "def f(:\n    pass\n");
     harness_write(root, "raises.py",
                   "def f():\n"
@@ -90,6 +91,23 @@ static void test_a_coding_declaration_is_honoured(void **state)
     msgpack_unpacked_destroy(&res);
 }
 
+/* A name bound to None is a missing function, as a lookup with .get() sees
+ * it: the job goes on. */
+static void test_a_function_bound_to_none_is_not_present(void **state)
+{
+    (void)state;
+    msgpack_unpacked res;
+    assert_true(harness_run_json(pool,
+                                 "{\"v\":1,\"id\":\"n\",\"calls\":["
+                                 "{\"file\":\"nones.py\",\"fcn\":\"f\"},"
+                                 "{\"file\":\"nones.py\",\"fcn\":\"g\"}]}",
+                                 &res, 10000));
+    assert_string_equal(harness_sget(&res.data, "status"), "ok");
+    assert_false(harness_get(&res.data, "results.0.present")->via.boolean);
+    assert_string_equal(harness_sget(&res.data, "results.1.val"), "g");
+    msgpack_unpacked_destroy(&res);
+}
+
 /* TMPDIR is the child's own directory, for Python and what it starts. */
 static void test_tmpdir_everywhere(void **state)
 {
@@ -137,6 +155,7 @@ int main(void)
         cmocka_unit_test(test_module_attributes),
         cmocka_unit_test(test_a_coding_declaration_is_honoured),
         cmocka_unit_test(test_tmpdir_everywhere),
+        cmocka_unit_test(test_a_function_bound_to_none_is_not_present),
         cmocka_unit_test(test_modules_that_cannot_be_loaded),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
