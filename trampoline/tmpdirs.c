@@ -58,6 +58,9 @@ void tmpdir_path(char *out, size_t cap, pid_t zygote, unsigned long seq)
 /* Remove name (a file, or a directory and everything below it) in dirfd. */
 static void remove_at(int dirfd, const char *name, int depth)
 {
+    /* Most jobs leave their directory empty: one call. (A symlink or a
+     * file fails with ENOTDIR, a full directory with ENOTEMPTY.) */
+    if (unlinkat(dirfd, name, AT_REMOVEDIR) == 0) return;
     if (unlinkat(dirfd, name, 0) == 0 || (errno != EISDIR && errno != EPERM)) return;
     if (depth > 64) return; /* deeper than anything a job should leave */
     int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -71,6 +71,15 @@ static int setup(void **state)
         "    libc = ctypes.CDLL(None, use_errno=True)\n"
         "    rc = libc.ptrace(0, 0, 0, 0)\n"
         "    return [rc, ctypes.get_errno()]\n"
+        "def mess():\n"
+        "    import tempfile\n"
+        "    top = tempfile.gettempdir()\n"
+        "    os.makedirs(os.path.join(top, 'a', 'b'))\n"
+        "    with open(os.path.join(top, 'a', 'b', 'c.txt'), 'w') as f:\n"
+        "        f.write('x')\n"
+        "    os.symlink('/etc', os.path.join(top, 'etc-link'))\n"
+        "    os.symlink('/etc/passwd', os.path.join(top, 'a', 'passwd-link'))\n"
+        "    return top\n"
         "def renice():\n"
         "    os.nice(1)\n"
         "    try:\n"
@@ -284,6 +293,30 @@ static void test_writes_outside_the_tmpdir_are_refused(void **state)
     expect("tmpwrite", "[]", 10000, "ok", "results.0.val", "/tmp/rebound.");
 }
 
+/* A job's directory goes after the job, with whatever it left there, and
+ * links in it are removed, not followed. */
+static void test_the_tmpdir_is_removed_after_the_job(void **state)
+{
+    (void)state;
+    msgpack_unpacked res;
+    run("mess", "[]", 10000, &res);
+    assert_string_equal(harness_sget(&res.data, "status"), "ok");
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s", harness_sget(&res.data, "results.0.val"));
+    msgpack_unpacked_destroy(&res);
+    assert_non_null(strstr(dir, "/tmp/rebound."));
+    /* The zygote removes it once it has reaped the child, after the
+     * result: poll for that, bounded. */
+    struct stat sb;
+    struct timespec pause = {0, 10 * 1000 * 1000};
+    int waited = 0;
+    while (lstat(dir, &sb) == 0 && waited++ < 500)
+        nanosleep(&pause, NULL);
+    if (lstat(dir, &sb) == 0) fail_msg("%s is still there after 5 s", dir);
+    assert_int_equal(stat("/etc/passwd", &sb), 0);
+    assert_slot_works();
+}
+
 static void test_no_network(void **state)
 {
     (void)state;
@@ -466,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_background_process_is_killed),
         cmocka_unit_test(test_writes_outside_the_tmpdir_are_refused),
         cmocka_unit_test(test_no_network),
+        cmocka_unit_test(test_the_tmpdir_is_removed_after_the_job),
         cmocka_unit_test(test_ptrace_is_denied),
         cmocka_unit_test(test_other_processes_priority_is_denied),
         cmocka_unit_test(test_closing_pipes_and_ignoring_sigterm),
