@@ -51,20 +51,29 @@ static int add_paths(PyObject *paths)
     return 0;
 }
 
-/* The bytes of a file, or NULL with the OSError open() would raise. */
-static PyObject *read_file(const char *path)
+/* Open a module's file: an fd and its identity, or -1 with the OSError
+ * open() would raise. flags: 0, or O_NONBLOCK where a FIFO must not block. */
+static int open_source(const char *path, int flags, struct stat *sb)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
-    struct stat sb;
-    int bad = fstat(fd, &sb) != 0 ? errno : S_ISDIR(sb.st_mode) ? EISDIR : 0;
-    if (bad) {
-        int saved = bad;
-        close(fd);
-        errno = saved;
-        return PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | flags);
+    if (fd < 0) {
+        PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
+        return -1;
     }
-    size_t cap = (size_t)sb.st_size + 1, len = 0;
+    int bad = fstat(fd, sb) != 0 ? errno : S_ISDIR(sb->st_mode) ? EISDIR : 0;
+    if (bad) {
+        close(fd);
+        errno = bad;
+        PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
+        return -1;
+    }
+    return fd;
+}
+
+/* The bytes of the file open on fd (closed here), or NULL with OSError. */
+static PyObject *read_source(int fd, const char *path, const struct stat *sb)
+{
+    size_t cap = (size_t)sb->st_size + 1, len = 0;
     char *buf = malloc(cap);
     for (;;) {
         if (!buf) {
@@ -121,6 +130,92 @@ static PyObject *compile_text(const char *text, Py_ssize_t len, const char *file
     return Py_CompileStringExFlags(text, filename, Py_file_input, &flags, -1);
 }
 
+/*
+ * Compiled files, kept by the zygote. When a job starts, its zygote
+ * compiles the job's files (compiles, never runs them) before it forks the
+ * next spare, so the children that follow inherit the code objects: a
+ * question asked again skips compiling its files. A child still opens and
+ * reads the file itself (its own permission to read it decides) and uses
+ * the inherited code only if the bytes are the ones it was compiled from:
+ * a file edited in place, however quickly, is compiled afresh.
+ */
+#define CACHE_SLOTS 64
+#define CACHE_MAX_FILE (256 << 10) /* larger files are compiled by each child */
+
+typedef struct cached_code {
+    char *path;     /* NULL: a free slot */
+    PyObject *text; /* the bytes the code was compiled from */
+    PyObject *code;
+} cached_code;
+
+static cached_code cache[CACHE_SLOTS];
+static unsigned cache_next; /* the slot to reuse when all are taken */
+
+static cached_code *cache_find(const char *path)
+{
+    for (int i = 0; i < CACHE_SLOTS; i++)
+        if (cache[i].path && strcmp(cache[i].path, path) == 0) return &cache[i];
+    return NULL;
+}
+
+static bool same_bytes(PyObject *a, PyObject *b)
+{
+    return PyBytes_GET_SIZE(a) == PyBytes_GET_SIZE(b) &&
+           memcmp(PyBytes_AS_STRING(a), PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(a)) == 0;
+}
+
+static PyObject *compile_bytes(PyObject *text, const char *path)
+{
+    return compile_text(PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text), path, false);
+}
+
+void runner_cache_file(const char *path)
+{
+    struct stat sb;
+    int fd = open_source(path, O_NONBLOCK, &sb); /* the zygote must never wait */
+    if (fd < 0 || !S_ISREG(sb.st_mode) || sb.st_size > CACHE_MAX_FILE) {
+        if (fd >= 0) close(fd);
+        PyErr_Clear(); /* the child will say what is wrong */
+        return;
+    }
+    PyObject *text = read_source(fd, path, &sb);
+    cached_code *c = cache_find(path);
+    if (text && c && same_bytes(c->text, text)) {
+        Py_DECREF(text);
+        return;
+    }
+    PyObject *code =
+        text && PyBytes_GET_SIZE(text) <= CACHE_MAX_FILE ? compile_bytes(text, path) : NULL;
+    char *copy = code ? strdup(path) : NULL;
+    if (!copy) {
+        Py_XDECREF(code);
+        Py_XDECREF(text);
+        PyErr_Clear();
+        return;
+    }
+    if (!c) c = &cache[cache_next++ % CACHE_SLOTS];
+    free(c->path);
+    Py_XDECREF(c->text);
+    Py_XDECREF(c->code);
+    *c = (cached_code){.path = copy, .text = text, .code = code};
+}
+
+/* The code of a module's file: the zygote's if the file still holds the
+ * bytes it was compiled from, otherwise compiled here. New reference, or
+ * NULL with the error. */
+static PyObject *file_code(const char *path)
+{
+    struct stat sb;
+    int fd = open_source(path, 0, &sb);
+    PyObject *text = fd >= 0 ? read_source(fd, path, &sb) : NULL;
+    if (!text) return NULL;
+    const cached_code *c = cache_find(path);
+    PyObject *code =
+        c && same_bytes(c->text, text) ? Py_NewRef(c->code) : compile_bytes(text, path);
+    Py_DECREF(text);
+    return code;
+}
+
 /* The job's module for key, loaded and run on first use. New reference. */
 static PyObject *load_module(PyObject *key, const char *module_path, const char *source,
                              size_t source_len)
@@ -131,17 +226,14 @@ static PyObject *load_module(PyObject *key, const char *module_path, const char 
 
     char name[NAME_MAX + 1] = "__source__";
     const char *filename = "<source>";
-    PyObject *text = NULL, *code = NULL, *file = NULL;
+    PyObject *code = NULL, *file = NULL;
     if (module_path) {
         module_name(module_path, name, sizeof name);
         filename = module_path;
-        text = read_file(module_path);
-        if (text)
-            code = compile_text(PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text), filename, false);
+        code = file_code(module_path);
     } else {
         code = compile_text(source, (Py_ssize_t)source_len, filename, true);
     }
-    Py_XDECREF(text);
     if (!code) return NULL;
 
     mod = PyModule_New(name);

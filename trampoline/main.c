@@ -252,6 +252,9 @@ int main(int argc, char **argv)
         tr_log("%s", err.msg);
         _exit(1);
     }
+    /* The warm-up's module comes compiled, as a job's repeated file does:
+     * what the warm-up readies is the path of such a job. */
+    runner_cache_file(st.warm_file);
     if (st.cfg.native) sandbox_prepare(&st.cfg.sandbox, &st.plan);
     /* Anything the preload printed must not reach every child's output. */
     runner_flush();

@@ -130,8 +130,40 @@ static void dispatch(rb_pool *pool)
 
 void pool_job_free(pool_job *job)
 {
+    free(job->files);
     free(job->wire);
     free(job);
+}
+
+/* The job's distinct files (a few at most), for its zygote to compile
+ * for the children after it (trampoline/call.c). Without them (no memory)
+ * nothing is compiled ahead: no harm. */
+static void pack_files(pool_job *j, const rb_job *job)
+{
+    enum { MAX_FILES = 8 };
+    const char *files[MAX_FILES];
+    size_t n = 0;
+    for (size_t i = 0; i < job->ncalls && n < MAX_FILES; i++) {
+        const char *f = job->calls[i].file;
+        bool seen = !f;
+        for (size_t k = 0; k < n && !seen; k++)
+            seen = strcmp(files[k], f) == 0;
+        if (!seen) files[n++] = f;
+    }
+    if (n == 0) return;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, n);
+    for (size_t k = 0; k < n; k++)
+        rb_pack_cstr(&pk, files[k]);
+    if (sb.size > 8192) { /* paths that long are not worth a control message */
+        msgpack_sbuffer_destroy(&sb);
+        return;
+    }
+    j->files_len = sb.size;
+    j->files = msgpack_sbuffer_release(&sb);
 }
 
 int rb_pool_submit(rb_pool *pool, uint64_t tag, const void *body, size_t len, const rb_job *job)
@@ -164,6 +196,7 @@ int rb_pool_submit(rb_pool *pool, uint64_t tag, const void *body, size_t len, co
     }
     j->len = wire.size;
     j->wire = msgpack_sbuffer_release(&wire);
+    pack_files(j, job);
 
     if (pool->queue_tail)
         pool->queue_tail->next = j;

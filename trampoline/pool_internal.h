@@ -21,6 +21,8 @@ typedef struct pool_job {
     int64_t timeout_ms;
     int64_t submit_ns;
     int retries; /* times it went back to the queue after its zygote died */
+    char *files; /* owned: msgpack array of the job's file paths, for its zygote */
+    size_t files_len;
 } pool_job;
 
 typedef struct pool_done {

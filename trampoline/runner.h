@@ -35,6 +35,12 @@ PyObject *runner_call(const char *module_path, const char *source, size_t source
                       const char *fcn, const char *cwd, PyObject *paths, PyObject *args,
                       PyObject *kwargs);
 
+/* Zygote, when one of its children takes a job: compile (never run) the
+ * job's file at path (absolute) unless it is compiled already, so later
+ * children load it without reading or compiling it (call.c). Never fails:
+ * a file that cannot be compiled is left to the children. */
+void runner_cache_file(const char *path);
+
 /* Take the pending exception and describe it. The strings are malloc'd
  * (caller frees); never NULL. */
 void runner_take_exception(char **type, char **message, char **traceback);

@@ -205,9 +205,19 @@ void slot_start_job(slot *s, pool_job *job)
      * at the consumer's own. The zygote lowered it only if we may raise it
      * again (CAP_SYS_NICE). */
     setpriority(PRIO_PROCESS, (id_t)s->run.pid, s->pool->job_nice);
-    /* The zygote forks the next spare now. A full socket or a gone zygote
-     * shows up as no next child in time. */
-    ctl_send_int(s->zctl, "taken", "pid", s->run.pid, NULL, 0);
+    /* The zygote compiles the job's files and forks the next spare now. A
+     * full socket or a gone zygote shows up as no next child in time. */
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    ctl_msg_init(&sb, &pk, "taken", job->files ? 2 : 1);
+    rb_pack_key(&pk, "pid");
+    msgpack_pack_int64(&pk, s->run.pid);
+    if (job->files) {
+        rb_pack_key(&pk, "files");
+        msgpack_sbuffer_write(&sb, job->files, job->files_len);
+    }
+    ctl_send_sbuf(s->zctl, &sb, NULL, 0);
+    msgpack_sbuffer_destroy(&sb);
 
     s->job = job;
     s->job_written = 0;

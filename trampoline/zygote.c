@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -138,6 +139,23 @@ static bool may_raise_priority(void)
     return caps[CAP_SYS_NICE / 32].effective & (1u << (CAP_SYS_NICE % 32));
 }
 
+/* Compile the files a job uses (relative paths under the code root, as
+ * the consumer validated them), for the children that follow. */
+static void compile_files(const tr_state *st, const msgpack_object *files)
+{
+    if (!files || files->type != MSGPACK_OBJECT_ARRAY) return;
+    for (uint32_t i = 0; i < files->via.array.size; i++) {
+        const msgpack_object *f = &files->via.array.ptr[i];
+        char path[PATH_MAX];
+        if (f->type != MSGPACK_OBJECT_STR ||
+            snprintf(path, sizeof path, "%s/%.*s", st->cfg.code_root, (int)f->via.str.size,
+                     f->via.str.ptr) >= (int)sizeof path ||
+            strlen(path) != strlen(st->cfg.code_root) + 1 + f->via.str.size)
+            continue; /* too long, or a NUL inside */
+        runner_cache_file(path);
+    }
+}
+
 /* A child of this zygote and its private directory. */
 typedef struct zchild {
     pid_t pid; /* 0: none */
@@ -218,7 +236,7 @@ void zygote_run(tr_state *st, int slot, int zctl)
         if (poll(pfd, 2, -1) < 0 && errno != EINTR) _exit(1);
 
         if (pfd[0].revents) {
-            char buf[256];
+            static char buf[CTL_MAX_MSG];
             ssize_t n;
             while ((n = ctl_recv(zctl, buf, sizeof buf, NULL, NULL)) > 0) {
                 msgpack_unpacked unp;
@@ -228,6 +246,8 @@ void zygote_run(tr_state *st, int slot, int zctl)
                     ctl_get_int(&unp.data, "pid", 0) == spare.pid) {
                     claimed[free_claim(claimed)] = spare;
                     spare.pid = 0;
+                    /* Before the next spare is forked: it inherits them. */
+                    compile_files(st, rb_map_get(&unp.data, "files"));
                 }
                 msgpack_unpacked_destroy(&unp);
             }

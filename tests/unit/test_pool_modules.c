@@ -108,6 +108,38 @@ static void test_a_function_bound_to_none_is_not_present(void **state)
     msgpack_unpacked_destroy(&res);
 }
 
+static long long run_version(void)
+{
+    msgpack_unpacked res;
+    assert_true(harness_run_json(
+        pool, "{\"v\":1,\"id\":\"v\",\"calls\":[{\"file\":\"ver.py\",\"fcn\":\"v\"}]}", &res,
+        10000));
+    assert_string_equal(harness_sget(&res.data, "status"), "ok");
+    long long v = harness_get(&res.data, "results.0.val")->via.i64;
+    msgpack_unpacked_destroy(&res);
+    return v;
+}
+
+/* The zygote keeps the files jobs used compiled for the children after
+ * them; a file edited in place, even to the same size at once, is compiled
+ * again. */
+static void test_an_edited_file_is_compiled_again(void **state)
+{
+    (void)state;
+    harness_write(root, "ver.py", "def v():\n    return 1\n");
+    assert_int_equal(run_version(), 1);
+    assert_int_equal(run_version(), 1); /* a child forked after the zygote compiled it */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/ver.py", root);
+    FILE *f = fopen(path, "r+"); /* the same file, the same size */
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 20, SEEK_SET), 0); /* the 1 */
+    assert_int_equal(fputc('2', f), '2');
+    fclose(f);
+    assert_int_equal(run_version(), 2);
+    assert_int_equal(run_version(), 2);
+}
+
 /* TMPDIR is the child's own directory, for Python and what it starts. */
 static void test_tmpdir_everywhere(void **state)
 {
@@ -156,6 +188,7 @@ int main(void)
         cmocka_unit_test(test_a_coding_declaration_is_honoured),
         cmocka_unit_test(test_tmpdir_everywhere),
         cmocka_unit_test(test_a_function_bound_to_none_is_not_present),
+        cmocka_unit_test(test_an_edited_file_is_compiled_again),
         cmocka_unit_test(test_modules_that_cannot_be_loaded),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
