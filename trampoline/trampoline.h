@@ -10,8 +10,9 @@
  *
  * Zygotes are forked from the mother rather than started cold, so they
  * share the preloaded interpreter's pages and replacing one costs a fork.
- * The zygote never runs user code: it forks, reaps, reports, and hands each
- * new child's pipes to the pool, which then talks to the child directly.
+ * The zygote never runs user code: it forks, reaps, reports, hands each new
+ * child's pipes to the pool (which then talks to the child directly), and
+ * compiles (never runs) the files jobs use, for the children after them.
  */
 #ifndef REBOUND_TRAMPOLINE_H
 #define REBOUND_TRAMPOLINE_H
