@@ -15,6 +15,7 @@
  * A generator whose layout does not match is reseeded through Python.
  */
 #include "rng.h"
+#include "runner.h"
 
 #include <string.h>
 #include <sys/random.h>
@@ -40,14 +41,10 @@ typedef struct np_mt19937 {
 static py_random *find_random(void)
 {
     py_random *found = NULL;
-    PyObject *name = PyUnicode_FromString("random");
-    PyObject *mod = name ? PyImport_GetModule(name) : NULL;
-    Py_XDECREF(name);
+    PyObject *mod = runner_loaded_module("random");
     PyObject *inst = mod ? PyObject_GetAttrString(mod, "_inst") : NULL;
     /* Only a _random.Random at least as large as its C struct is read. */
-    PyObject *cname = PyUnicode_FromString("_random");
-    PyObject *cmod = cname ? PyImport_GetModule(cname) : NULL;
-    Py_XDECREF(cname);
+    PyObject *cmod = runner_loaded_module("_random");
     PyObject *ctype = cmod ? PyObject_GetAttrString(cmod, "Random") : NULL;
     Py_XDECREF(cmod);
     bool typed = inst && ctype && PyType_Check(ctype) &&
@@ -85,9 +82,7 @@ static py_random *find_random(void)
 static np_mt19937 *find_numpy(void)
 {
     np_mt19937 *found = NULL;
-    PyObject *name = PyUnicode_FromString("numpy.random.mtrand");
-    PyObject *mod = name ? PyImport_GetModule(name) : NULL;
-    Py_XDECREF(name);
+    PyObject *mod = runner_loaded_module("numpy.random.mtrand");
     PyObject *rs = mod ? PyObject_GetAttrString(mod, "_rand") : NULL;
     PyObject *r = rs ? PyObject_CallMethod(rs, "seed", NULL) : NULL; /* clears a cached gauss */
     Py_XDECREF(r);
@@ -122,12 +117,9 @@ static np_mt19937 *find_numpy(void)
 
 static bool module_loaded(const char *name)
 {
-    PyObject *n = PyUnicode_FromString(name);
-    PyObject *m = n ? PyImport_GetModule(n) : NULL;
-    Py_XDECREF(n);
+    PyObject *m = runner_loaded_module(name);
     bool loaded = m != NULL;
     Py_XDECREF(m);
-    PyErr_Clear();
     return loaded;
 }
 

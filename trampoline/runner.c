@@ -68,9 +68,7 @@ int runner_init(rb_err *err)
     return 0;
 }
 
-/* A module of sys.modules (new reference), or NULL (no exception) when it
- * is not loaded. */
-static PyObject *loaded_module(const char *name)
+PyObject *runner_loaded_module(const char *name)
 {
     PyObject *n = PyUnicode_FromString(name);
     PyObject *m = n ? PyImport_GetModule(n) : NULL;
@@ -91,7 +89,7 @@ static int set_tmpdir(const char *tmpdir)
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
-    PyObject *os = loaded_module("os");
+    PyObject *os = runner_loaded_module("os");
     PyObject *environ = os ? PyObject_GetAttrString(os, "environ") : NULL;
     PyObject *data = environ ? PyObject_GetAttrString(environ, "_data") : NULL;
     PyObject *key = PyBytes_FromString("TMPDIR"), *val = PyBytes_FromString(tmpdir);
@@ -111,7 +109,7 @@ static int set_tmpdir(const char *tmpdir)
     Py_XDECREF(data);
     Py_XDECREF(environ);
     Py_XDECREF(os);
-    PyObject *tf = rc == 0 ? loaded_module("tempfile") : NULL;
+    PyObject *tf = rc == 0 ? runner_loaded_module("tempfile") : NULL;
     if (tf) {
         PyObject *s = PyUnicode_DecodeFSDefault(tmpdir);
         rc = s ? PyObject_SetAttrString(tf, "tempdir", s) : -1;

@@ -15,6 +15,10 @@
 
 #include "rebound_proto.h"
 
+/* A module of sys.modules (new reference), or NULL (no exception set) when
+ * it is not loaded: never imports. */
+PyObject *runner_loaded_module(const char *name);
+
 /* Compile the helper module. Returns 0 or -1 with err. */
 int runner_init(rb_err *err);
 
