@@ -13,6 +13,7 @@
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 
+#include "rebound_amqp.h"
 #include "rpc.h"
 
 #define DIRECT_REPLY_TO "amq.rabbitmq.reply-to"
@@ -29,22 +30,6 @@ static rb_rpc_status fail(rb_rpc_status st, char *err, size_t cap, const char *f
     vsnprintf(err, cap, fmt, ap);
     va_end(ap);
     return st;
-}
-
-static void reply_text(amqp_rpc_reply_t r, char *out, size_t cap)
-{
-    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
-        snprintf(out, cap, "%s", amqp_error_string2(r.library_error));
-    } else if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
-               (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD ||
-                r.reply.id == AMQP_CONNECTION_CLOSE_METHOD)) {
-        /* Both close methods start with reply_code and reply_text. */
-        const amqp_channel_close_t *c = r.reply.decoded;
-        snprintf(out, cap, "closed by the broker: %u %.*s", c->reply_code, (int)c->reply_text.len,
-                 (const char *)c->reply_text.bytes);
-    } else {
-        snprintf(out, cap, "unexpected reply from the broker");
-    }
 }
 
 static int64_t now_ms(void)
@@ -102,14 +87,14 @@ static rb_rpc_status connect_broker(amqp_connection_state_t conn, const char *ur
     amqp_rpc_reply_t r = amqp_login(conn, vhost, 0, AMQP_DEFAULT_FRAME_SIZE, 0,
                                     AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-        reply_text(r, why, sizeof why);
+        rb_amqp_reply_text(r, why, sizeof why);
         st = fail(RB_RPC_BROKER, err, cap, "login to vhost '%s': %s", vhost, why);
         goto out;
     }
     amqp_channel_open(conn, 1);
     r = amqp_get_rpc_reply(conn);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-        reply_text(r, why, sizeof why);
+        rb_amqp_reply_text(r, why, sizeof why);
         st = fail(RB_RPC_BROKER, err, cap, "channel.open: %s", why);
     }
 out:
@@ -188,7 +173,7 @@ static rb_rpc_status wait_reply(amqp_connection_state_t conn, const rb_rpc_reque
             continue;
         }
         char why[300];
-        reply_text(r, why, sizeof why);
+        rb_amqp_reply_text(r, why, sizeof why);
         return fail(RB_RPC_BROKER, err, cap, "waiting for the result: %s", why);
     }
     return fail(RB_RPC_NO_REPLY, err, cap, "no result within %d ms", req->timeout_ms);
@@ -210,7 +195,7 @@ rb_rpc_status rb_rpc_call(const rb_rpc_request *req, void **reply, size_t *reply
     amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         char why[300];
-        reply_text(r, why, sizeof why);
+        rb_amqp_reply_text(r, why, sizeof why);
         st = fail(RB_RPC_BROKER, err, errcap, "consuming %s: %s", DIRECT_REPLY_TO, why);
         goto out;
     }

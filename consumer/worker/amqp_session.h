@@ -22,6 +22,8 @@
 
 #include <amqp.h>
 
+#include "rebound_amqp.h" /* rb_amqp_reply_text */
+
 #include "worker_config.h"
 
 typedef struct rb_amqp_params {
@@ -126,9 +128,5 @@ struct rb_amqp {
     size_t rd_got;
     rb_amqp_delivery rd;
 };
-
-/* Describe an RPC reply that was not normal ("channel closed by the broker:
- * 406 PRECONDITION_FAILED - ..."). */
-void rb_amqp_reply_text(amqp_rpc_reply_t r, char *out, size_t cap);
 
 #endif

@@ -9,28 +9,12 @@
 
 #define SETUP_TIMEOUT_S 10
 
-void bench_reply_text(amqp_rpc_reply_t r, char *out, size_t cap)
-{
-    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
-        snprintf(out, cap, "%s", amqp_error_string2(r.library_error));
-    } else if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
-               (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD ||
-                r.reply.id == AMQP_CONNECTION_CLOSE_METHOD)) {
-        /* Both close methods start with reply_code and reply_text. */
-        const amqp_channel_close_t *c = r.reply.decoded;
-        snprintf(out, cap, "closed by the broker: %u %.*s", c->reply_code, (int)c->reply_text.len,
-                 (const char *)c->reply_text.bytes);
-    } else {
-        snprintf(out, cap, "unexpected reply from the broker");
-    }
-}
-
 int bench_check_rpc(const char *prog, amqp_connection_state_t conn, const char *what)
 {
     amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
     if (r.reply_type == AMQP_RESPONSE_NORMAL) return 0;
     char why[300];
-    bench_reply_text(r, why, sizeof why);
+    rb_amqp_reply_text(r, why, sizeof why);
     fprintf(stderr, "%s: %s: %s\n", prog, what, why);
     return -1;
 }
@@ -62,7 +46,7 @@ amqp_connection_state_t bench_connect(const char *prog, const char *url)
                                     AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         char why[300];
-        bench_reply_text(r, why, sizeof why);
+        rb_amqp_reply_text(r, why, sizeof why);
         fprintf(stderr, "%s: login to vhost '%s': %s\n", prog, vhost, why);
         goto fail;
     }

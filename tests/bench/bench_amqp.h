@@ -10,8 +10,7 @@
 
 #include <amqp.h>
 
-/* A one-line description of a failed RPC reply. */
-void bench_reply_text(amqp_rpc_reply_t r, char *out, size_t cap);
+#include "rebound_amqp.h" /* rb_amqp_reply_text */
 
 /* 0 when the last RPC succeeded; otherwise says so (naming `what`), -1. */
 int bench_check_rpc(const char *prog, amqp_connection_state_t conn, const char *what);

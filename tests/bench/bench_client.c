@@ -304,7 +304,7 @@ static int take_reply(amqp_connection_state_t conn, const char *queue, int timeo
         r.library_error == AMQP_STATUS_UNEXPECTED_STATE)
         return other_frame(conn, queue) < 0 ? -1 : 0;
     char why[300];
-    bench_reply_text(r, why, sizeof why);
+    rb_amqp_reply_text(r, why, sizeof why);
     fprintf(stderr, "bench_client: waiting for results: %s\n", why);
     return -1;
 }
