@@ -14,4 +14,8 @@
  * PRECONDITION_FAILED - ...", or what else came instead. */
 void rb_amqp_reply_text(amqp_rpc_reply_t r, char *out, size_t cap);
 
+/* The vhost of a URL amqp_parse_url has read: its own, or "/" for a lone
+ * "/" or no path. Points into ci or at a literal. */
+const char *rb_amqp_vhost(const struct amqp_connection_info *ci);
+
 #endif

@@ -64,8 +64,7 @@ static rb_rpc_status connect_broker(amqp_connection_state_t conn, const char *ur
         return fail(RB_RPC_BAD_URL, err, cap,
                     "--amqp-url: not a valid amqp[s]://[user[:password]@]host[:port][/vhost] URL");
     }
-    /* amqp_parse_url reads a lone "/" path as the empty vhost; it means "/". */
-    const char *vhost = ci.vhost[0] ? ci.vhost : "/";
+    const char *vhost = rb_amqp_vhost(&ci);
     amqp_socket_t *sock = ci.ssl ? amqp_ssl_socket_new(conn) : amqp_tcp_socket_new(conn);
     rb_rpc_status st = RB_RPC_REPLIED;
     if (!sock) {

@@ -22,7 +22,7 @@
 
 #include <amqp.h>
 
-#include "rebound_amqp.h" /* rb_amqp_reply_text */
+#include "rebound_amqp.h"
 
 #include "worker_config.h"
 

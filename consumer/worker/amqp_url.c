@@ -4,6 +4,7 @@
 
 #include <amqp.h>
 
+#include "rebound_amqp.h"
 #include "worker_config.h"
 
 static int copy_field(char *dst, size_t cap, const char *src, const char *what, rb_err *err)
@@ -42,9 +43,7 @@ int rb_amqp_url_parse(const char *url, rb_amqp_url *out, rb_err *err)
     }
     out->tls = ci.ssl != 0;
     out->port = ci.port;
-    /* amqp_parse_url reads the path "/" as the empty vhost; nobody means
-     * that, and RabbitMQ has no such vhost, so "/" is the default vhost. */
-    const char *vhost = ci.vhost[0] ? ci.vhost : "/";
+    const char *vhost = rb_amqp_vhost(&ci);
     rc = 0;
     if (copy_field(out->host, sizeof out->host, ci.host, "host", err) < 0 ||
         copy_field(out->user, sizeof out->user, ci.user, "user", err) < 0 ||

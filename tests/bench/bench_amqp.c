@@ -29,8 +29,7 @@ amqp_connection_state_t bench_connect(const char *prog, const char *url)
         free(buf);
         return NULL;
     }
-    /* amqp_parse_url reads a lone "/" path as the empty vhost; it means "/". */
-    const char *vhost = ci.vhost[0] ? ci.vhost : "/";
+    const char *vhost = rb_amqp_vhost(&ci);
     amqp_connection_state_t conn = amqp_new_connection();
     amqp_socket_t *sock = conn ? amqp_tcp_socket_new(conn) : NULL;
     struct timeval tv = {SETUP_TIMEOUT_S, 0};

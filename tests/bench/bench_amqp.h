@@ -10,7 +10,7 @@
 
 #include <amqp.h>
 
-#include "rebound_amqp.h" /* rb_amqp_reply_text */
+#include "rebound_amqp.h"
 
 /* 0 when the last RPC succeeded; otherwise says so (naming `what`), -1. */
 int bench_check_rpc(const char *prog, amqp_connection_state_t conn, const char *what);
