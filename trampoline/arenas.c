@@ -14,12 +14,28 @@
  * back, so what the children inherit counts against their address-space
  * limit only as far as it is used. (The C heap gets huge pages through
  * glibc's malloc.hugetlb tunable, which the pool sets.)
+ *
+ * Python asks this allocator for more than arenas: the chunks of its frame
+ * stack (16 KiB and larger, _PyObject_VirtualAlloc) come from it too. Only
+ * blocks of exactly ARENA_SIZE are cut from the region, and only they are
+ * kept for reuse; every other size is mapped and unmapped as Python itself
+ * would. (Handing a freed 16 KiB chunk out again as a 1 MiB arena laid that
+ * arena over its neighbours' live objects: the crash on large imports.) If
+ * an interpreter's arenas had another size, none would come from the
+ * region, which is slower but still correct; arenas_seal() says so.
+ *
+ * With REBOUND_ARENAS_CHECK (the REBOUND_PYMALLOC_DEBUG build), a freed
+ * arena is filled with a pattern that is checked when it is handed out
+ * again, and any size mismatch aborts.
  */
 #include "arenas.h"
 
 #include <Python.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #ifndef MADV_COLLAPSE
@@ -28,11 +44,44 @@
 
 #define HUGE_PAGE (2UL << 20)
 #define REGION_SIZE (512UL << 20) /* address space only, until written */
+/* obmalloc's arena on 64-bit builds of CPython 3.10 to 3.13 (ARENA_BITS 20). */
+#define ARENA_SIZE (1UL << 20)
 
 static char *region, *region_next, *region_end;
 static void *free_arenas; /* freed arenas of the region, linked through their first word */
+static size_t arenas_cut; /* how many arenas came from the region */
 
-static void *fallback_alloc(size_t size)
+#ifdef REBOUND_ARENAS_CHECK
+#define POISON 0xdb
+static void check_failed(const char *what, const void *p, size_t size)
+{
+    fprintf(stderr, "arenas.c: %s (block %p, %zu bytes)\n", what, p, size);
+    abort();
+}
+
+static void poison(void *p)
+{
+    memset((char *)p + sizeof(void *), POISON, ARENA_SIZE - sizeof(void *));
+}
+
+static void check_poison(const void *p)
+{
+    const unsigned char *b = p;
+    for (size_t i = sizeof(void *); i < ARENA_SIZE; i++)
+        if (b[i] != POISON) check_failed("a freed arena was written after its free", p, i);
+}
+#else
+static void poison(void *p)
+{
+    (void)p;
+}
+static void check_poison(const void *p)
+{
+    (void)p;
+}
+#endif
+
+static void *map_block(size_t size)
 {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;
@@ -46,24 +95,31 @@ static bool in_region(const void *p)
 static void *arena_alloc(void *ctx, size_t size)
 {
     (void)ctx;
+    if (size != ARENA_SIZE) return map_block(size);
     if (free_arenas) {
         void *p = free_arenas;
+        check_poison(p);
         free_arenas = *(void **)p;
         return p;
     }
-    if (region && size <= (size_t)(region_end - region_next)) {
+    if (region && ARENA_SIZE <= (size_t)(region_end - region_next)) {
         void *p = region_next;
-        region_next += size;
+        region_next += ARENA_SIZE;
+        arenas_cut++;
         return p;
     }
-    return fallback_alloc(size);
+    return map_block(size);
 }
 
 static void arena_free(void *ctx, void *ptr, size_t size)
 {
     (void)ctx;
     if (in_region(ptr)) {
-        /* Kept for the next arena: every arena has the same size. */
+#ifdef REBOUND_ARENAS_CHECK
+        if (size != ARENA_SIZE) check_failed("a region block freed with another size", ptr, size);
+#endif
+        /* Kept for the next arena: only arenas come from the region. */
+        poison(ptr);
         *(void **)ptr = free_arenas;
         free_arenas = ptr;
         return;
@@ -89,14 +145,15 @@ void arenas_install(void)
     PyObject_SetArenaAllocator(&a);
 }
 
-void arenas_seal(void)
+size_t arenas_seal(void)
 {
-    if (!region) return;
+    if (!region) return 0;
     char *keep = (char *)(((uintptr_t)region_next + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
     if (keep < region_end) munmap(keep, (size_t)(region_end - keep));
     region_end = keep; /* later arenas come from the rest of the last huge page */
     /* Pages that were written before the kernel could give a huge page
      * (memory was short, or huge pages are off) are gathered now; where
      * that fails, nothing is lost but the speed. */
-    madvise(region, (size_t)(region_end - region), MADV_COLLAPSE);
+    if (keep > region) madvise(region, (size_t)(region_end - region), MADV_COLLAPSE);
+    return arenas_cut;
 }

@@ -72,12 +72,14 @@ static int parse_args(int argc, char **argv, tr_config *cfg)
                                          {"allow-network", no_argument, 0, 'n'},
                                          {"strict", no_argument, 0, 's'},
                                          {"max-result-bytes", required_argument, 0, 'R'},
+                                         {"no-huge-pages", no_argument, 0, 'H'},
                                          {0, 0, 0, 0}};
     memset(cfg, 0, sizeof *cfg);
     cfg->control_fd = -1;
     cfg->native = true;
     cfg->preload = "";
     cfg->max_result_bytes = RB_DEFAULT_MAX_RESULT_BYTES;
+    cfg->huge_pages = true;
     cfg->sandbox.mem_limit_mb = 1024;
     cfg->sandbox.run_as = "nobody";
     int c;
@@ -109,6 +111,9 @@ static int parse_args(int argc, char **argv, tr_config *cfg)
         case 's':
             cfg->sandbox.strict = true;
             break;
+        case 'H':
+            cfg->huge_pages = false;
+            break;
         case 'R':
             cfg->max_result_bytes = strtoull(optarg, &end, 10);
             break;
@@ -128,6 +133,18 @@ static int init_python(void)
     setenv("OMP_NUM_THREADS", "1", 0);
     setenv("MKL_NUM_THREADS", "1", 0);
 
+#ifdef REBOUND_PYMALLOC_DEBUG
+    /* The debug build: what PYTHONMALLOC=debug gives (use_environment is
+     * off below, so the variable itself would not be read). */
+    PyPreConfig pre;
+    PyPreConfig_InitPythonConfig(&pre);
+    pre.allocator = PYMEM_ALLOCATOR_PYMALLOC_DEBUG;
+    PyStatus pre_status = Py_PreInitialize(&pre);
+    if (PyStatus_Exception(pre_status)) {
+        tr_log("Python failed to start: %s", pre_status.err_msg ? pre_status.err_msg : "unknown");
+        return -1;
+    }
+#endif
     PyConfig config;
     PyConfig_InitPythonConfig(&config);
     config.use_environment = 0; /* PYTHONPATH and friends of whoever started us */
@@ -222,7 +239,7 @@ int main(int argc, char **argv)
     st.cfg.code_root = root;
 
     unsetenv("GLIBC_TUNABLES"); /* read already; not for the jobs */
-    arenas_install();
+    if (st.cfg.huge_pages) arenas_install();
     if (init_python() != 0) return 1;
     preload(st.cfg.preload, st.preload_failed, sizeof st.preload_failed);
     rb_err err = {{0}};
@@ -245,7 +262,9 @@ int main(int argc, char **argv)
     rng_prepare(&st.rng);
     pyconv_init(); /* children inherit what it looked up */
     st.cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    arenas_seal();
+    if (st.cfg.huge_pages && arenas_seal() == 0)
+        tr_log("no object arena came from the huge-page region (this Python's arena size "
+               "differs): arenas are mapped one by one");
     tmpdir_sweep_orphans();
     if (tmpdir_make_base(&err) != 0 || tmpdir_base_file("warm.py", runner_warm_source, st.warm_file,
                                                         sizeof st.warm_file, &err) != 0) {

@@ -36,7 +36,7 @@ static bool passed_on(const char *var)
 
 /* A NULL-terminated copy of the passed-on part of environ (the strings are
  * environ's own or static); free the array only. */
-static char **trampoline_environment(void)
+static char **trampoline_environment(bool huge_pages)
 {
     extern char **environ;
     size_t n = 0;
@@ -50,7 +50,7 @@ static char **trampoline_environment(void)
     /* The C heap on transparent huge pages, as the interpreter's objects
      * (see trampoline/arenas.c): cheaper forks and exits. Read by glibc at
      * the start; the trampoline drops it before the interpreter starts. */
-    env[k] = "GLIBC_TUNABLES=glibc.malloc.hugetlb=1";
+    if (huge_pages) env[k] = "GLIBC_TUNABLES=glibc.malloc.hugetlb=1";
     return env;
 }
 
@@ -61,7 +61,7 @@ int pool_start_mother(rb_pool *pool)
     char fdarg[16], mem[16], maxres[32];
     snprintf(mem, sizeof mem, "%d", pool->cfg.mem_limit_mb);
     snprintf(maxres, sizeof maxres, "%zu", pool->cfg.max_result_bytes);
-    char **env = trampoline_environment();
+    char **env = trampoline_environment(!pool->cfg.no_huge_pages);
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
@@ -76,7 +76,7 @@ int pool_start_mother(rb_pool *pool)
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        const char *argv[20];
+        const char *argv[24];
         int a = 0;
         argv[a++] = pool->trampoline_path;
         argv[a++] = "--control-fd";
@@ -94,6 +94,7 @@ int pool_start_mother(rb_pool *pool)
         argv[a++] = "--max-result-bytes";
         argv[a++] = maxres;
         if (pool->cfg.allow_network) argv[a++] = "--allow-network";
+        if (pool->cfg.no_huge_pages) argv[a++] = "--no-huge-pages";
         if (!pool->cfg.sandbox_best_effort) argv[a++] = "--strict";
         argv[a] = NULL;
         execve(pool->trampoline_path, (char *const *)argv, env);

@@ -47,6 +47,7 @@ typedef struct rb_pool_config {
     bool allow_network;
     const char *run_as;       /* user children switch to when running as root */
     bool sandbox_best_effort; /* start even when a sandbox feature is missing */
+    bool no_huge_pages;       /* Python's own arenas and plain malloc (arenas.c), for A/B */
     int spawn_timeout_ms;     /* a child not ready by then: replace the zygote */
     int start_timeout_ms;     /* rb_pool_new gives up after this (cold start) */
     /* Where the pool's log lines go (one line, no newline); NULL: stderr. */

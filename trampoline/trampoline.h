@@ -31,6 +31,7 @@ typedef struct tr_config {
     bool native;           /* sandbox children */
     const char *preload;   /* comma list */
     size_t max_result_bytes;
+    bool huge_pages; /* arenas.c; off with --no-huge-pages */
     sandbox_config sandbox;
 } tr_config;
 
