@@ -290,13 +290,13 @@ PyObject *runner_call(const char *module_path, const char *source, size_t source
     return result;
 }
 
-void runner_warm(const char *warm_file, const char *tmpdir)
+void runner_warm(const char *warm_file)
 {
     static const rb_job none = {0};
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", warm_file);
     dirname(dir);
-    if (runner_prepare(tmpdir, &none) == 0) {
+    if (runner_prepare(&none) == 0) {
         PyObject *paths = Py_BuildValue("[s]", dir);
         PyObject *args = Py_BuildValue("(i)", 1);
         PyObject *kwargs = Py_BuildValue("{s:i}", "a", 1);

@@ -240,7 +240,7 @@ static void free_outcome(call_outcome *o)
 
 static void run_job(tr_state *st, const rb_job *job, int job_fd, const char *tmpdir)
 {
-    if (runner_prepare(tmpdir, job) != 0) {
+    if (runner_prepare(job) != 0) {
         call_outcome o = {.present = true};
         msgpack_sbuffer_init(&o.val);
         msgpack_sbuffer_init(&o.args);
@@ -319,7 +319,11 @@ void child_run(tr_state *st, int job_fd, int res_fd, int capture_fd, const char 
 
     /* The same kind of work the job will do, done now: the pages it writes
      * are copied from the zygote before the job arrives, not on its time. */
-    runner_warm(st->warm_file, tmpdir);
+    char mplconfig[PATH_MAX];
+    bool has_mpl = caches_job_mplconfig(&st->caches, tmpdir, mplconfig, sizeof mplconfig);
+    if (runner_job_environment(tmpdir, has_mpl ? mplconfig : NULL) != 0)
+        fail_setup("cannot set the job's environment");
+    runner_warm(st->warm_file);
     msgpack_sbuffer_init(&outbox);
     send_simple("ready", "sandbox", report, (long long)getpid());
 

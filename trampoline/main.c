@@ -241,6 +241,7 @@ int main(int argc, char **argv)
     unsetenv("GLIBC_TUNABLES"); /* read already; not for the jobs */
     if (st.cfg.huge_pages) arenas_install();
     if (init_python() != 0) return 1;
+    caches_prepare(&st.caches);
     preload(st.cfg.preload, st.preload_failed, sizeof st.preload_failed);
     rb_err err = {{0}};
     if (runner_init(&err) != 0) {

@@ -78,28 +78,26 @@ PyObject *runner_loaded_module(const char *name)
 }
 
 /*
- * TMPDIR for the job and whatever it starts, and for Python's tempfile.
  * Set in C, without os.environ.__setitem__'s Python frames: the process
- * environment, os.environ's own dict (bytes to bytes on POSIX), and
- * tempfile.tempdir if tempfile is loaded.
+ * environment and os.environ's own dict (bytes to bytes on POSIX).
  */
-static int set_tmpdir(const char *tmpdir)
+int runner_setenv(const char *name, const char *value)
 {
-    if (setenv("TMPDIR", tmpdir, 1) != 0) {
+    if (setenv(name, value, 1) != 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
     PyObject *os = runner_loaded_module("os");
     PyObject *environ = os ? PyObject_GetAttrString(os, "environ") : NULL;
     PyObject *data = environ ? PyObject_GetAttrString(environ, "_data") : NULL;
-    PyObject *key = PyBytes_FromString("TMPDIR"), *val = PyBytes_FromString(tmpdir);
+    PyObject *key = PyBytes_FromString(name), *val = PyBytes_FromString(value);
     int rc = os ? -1 : 0; /* no os module: nothing in Python to update */
     if (data && PyDict_Check(data) && key && val) {
         rc = PyDict_SetItem(data, key, val);
     } else if (environ) {
         /* Not the os.environ we know: through its own __setitem__. */
         PyErr_Clear();
-        PyObject *k = PyUnicode_FromString("TMPDIR"), *s = PyUnicode_DecodeFSDefault(tmpdir);
+        PyObject *k = PyUnicode_FromString(name), *s = PyUnicode_DecodeFSDefault(value);
         rc = k && s ? PyObject_SetItem(environ, k, s) : -1;
         Py_XDECREF(k);
         Py_XDECREF(s);
@@ -109,7 +107,16 @@ static int set_tmpdir(const char *tmpdir)
     Py_XDECREF(data);
     Py_XDECREF(environ);
     Py_XDECREF(os);
-    PyObject *tf = rc == 0 ? runner_loaded_module("tempfile") : NULL;
+    return rc;
+}
+
+int runner_job_environment(const char *tmpdir, const char *mplconfig)
+{
+    if (runner_setenv("TMPDIR", tmpdir) != 0 || runner_setenv("HOME", tmpdir) != 0) return -1;
+    if (mplconfig && runner_setenv("MPLCONFIGDIR", mplconfig) != 0) return -1;
+    /* tempfile reads TMPDIR once; if it is loaded already, tell it too. */
+    PyObject *tf = runner_loaded_module("tempfile");
+    int rc = 0;
     if (tf) {
         PyObject *s = PyUnicode_DecodeFSDefault(tmpdir);
         rc = s ? PyObject_SetAttrString(tf, "tempdir", s) : -1;
@@ -119,9 +126,8 @@ static int set_tmpdir(const char *tmpdir)
     return rc;
 }
 
-int runner_prepare(const char *tmpdir, const rb_job *job)
+int runner_prepare(const rb_job *job)
 {
-    if (set_tmpdir(tmpdir) != 0) return -1;
     if (!job->has_seed && job->nforbidden == 0) return 0; /* the helper has nothing to do */
     PyObject *forbidden = PyList_New(0);
     if (!forbidden) return -1;

@@ -25,9 +25,18 @@ int runner_init(rb_err *err);
 /* call.c's part of runner_init. Returns 0 or -1 with a Python exception. */
 int runner_call_init(void);
 
-/* Per job, before its first call: TMPDIR, forbidden modules, seed.
+/* Set an environment variable for this process, os.environ and whatever
+ * it starts. Returns 0 or -1 with a Python exception set. */
+int runner_setenv(const char *name, const char *value);
+
+/* Child, before it says "ready": the job's environment. TMPDIR and HOME
+ * are its private directory tmpdir; MPLCONFIGDIR is mplconfig unless NULL
+ * (caches.h). Returns 0 or -1 with a Python exception set. */
+int runner_job_environment(const char *tmpdir, const char *mplconfig);
+
+/* Per job, before its first call: forbidden modules, seed.
  * Returns 0 or -1 with a Python exception set. */
-int runner_prepare(const char *tmpdir, const rb_job *job);
+int runner_prepare(const rb_job *job);
 
 /*
  * Run one call (call.c). module_path is the absolute file (NULL for source
@@ -53,7 +62,7 @@ void runner_take_exception(char **type, char **message, char **traceback);
  * pages it writes are copied from the zygote now rather than on the job's
  * time. warm_file holds runner_warm_source, written by the mother: loading
  * a file goes the same way as a job's. */
-void runner_warm(const char *warm_file, const char *tmpdir);
+void runner_warm(const char *warm_file);
 extern const char *const runner_warm_source;
 
 /* Child: reseed random and numpy.random through Python, where rng.c could

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "caches.h"
 #include "rebound_proto.h"
 #include "rng.h"
 #include "sandbox.h"
@@ -40,6 +41,7 @@ typedef struct tr_state {
     tr_config cfg;
     sandbox_plan plan;         /* prepared once, applied in every child */
     rng_state rng;             /* where the random generators' state lives */
+    caches caches;             /* library caches shared by the jobs (caches.h) */
     char preload_failed[1024]; /* "name: reason; ..." */
     char warm_file[160];       /* the children's warm-up module (runner.h) */
     long cpus;                 /* online CPUs, read once (sysconf reads /sys) */

@@ -219,6 +219,10 @@ void zygote_run(tr_state *st, int slot, int zctl)
                 tr_log("slot %d: %s", slot, err.msg[0] ? err.msg : strerror(errno));
                 _exit(1);
             }
+            if (caches_seed_job(&st->caches, spare.tmpdir, st->cfg.native && st->plan.switch_user,
+                                st->plan.uid, st->plan.gid) != 0)
+                tr_log("slot %d: matplotlib's cache link in %s: %s", slot, spare.tmpdir,
+                       strerror(errno)); /* the job builds its own */
             spare.pid = spawn_child(st, slot, zctl, sigfd, spare.tmpdir);
             if (spare.pid < 0) {
                 tr_log("slot %d: fork: %s", slot, strerror(errno));

@@ -30,7 +30,14 @@ static int setup(void **state)
                   "def tmp():\n"
                   "    shell = subprocess.run(['sh', '-c', 'echo $TMPDIR'], capture_output=True,\n"
                   "                           text=True).stdout.strip()\n"
-                  "    return [os.environ['TMPDIR'], shell, tempfile.gettempdir()]\n");
+                  "    return [os.environ['TMPDIR'], shell, tempfile.gettempdir()]\n"
+                  "def home():\n"
+                  "    home = os.path.expanduser('~')\n"
+                  "    with open(os.path.join(home, 'mine.txt'), 'w') as f:\n"
+                  "        f.write('x')\n"
+                  "    shell = subprocess.run(['sh', '-c', 'echo $HOME'], capture_output=True,\n"
+                  "                           text=True).stdout.strip()\n"
+                  "    return [home, shell, os.environ['TMPDIR']]\n");
     harness_write(root, "nones.py", "f = None\ndef g():\n    return 'g'\n");
     harness_write(root, "broken.py", "def f(:\n    pass\n");
     harness_write(root, "raises.py",
@@ -153,6 +160,18 @@ static void test_tmpdir_everywhere(void **state)
     assert_non_null(strstr(dir, "/tmp/rebound."));
     assert_string_equal(harness_sget(&res.data, "results.0.val.1"), dir);
     assert_string_equal(harness_sget(&res.data, "results.0.val.2"), dir);
+    msgpack_unpacked_destroy(&res);
+
+    /* HOME is the job's private directory too: writable, never the
+     * worker's own home. */
+    assert_true(harness_run_json(
+        pool, "{\"v\":1,\"id\":\"h\",\"calls\":[{\"file\":\"env.py\",\"fcn\":\"home\"}]}", &res,
+        10000));
+    assert_string_equal(harness_sget(&res.data, "status"), "ok");
+    const char *home = harness_sget(&res.data, "results.0.val.0");
+    assert_non_null(strstr(home, "/tmp/rebound."));
+    assert_string_equal(harness_sget(&res.data, "results.0.val.1"), home);
+    assert_string_equal(harness_sget(&res.data, "results.0.val.2"), home);
     msgpack_unpacked_destroy(&res);
 }
 
