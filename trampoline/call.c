@@ -216,6 +216,40 @@ static PyObject *file_code(const char *path)
     return code;
 }
 
+/*
+ * The job's module in sys.modules under its name, as an import would put
+ * it, unless that name is taken (by a library, or by another file of the
+ * job with the same name). pickle finds a function through
+ * sys.modules[f.__module__]: without this, multiprocessing could not send
+ * the job's own functions to its workers.
+ */
+static int publish_module(const char *name, PyObject *mod)
+{
+    PyObject *sys_modules = PyImport_GetModuleDict(); /* borrowed */
+    PyObject *n = PyUnicode_FromString(name);
+    int has = n ? PyDict_Contains(sys_modules, n) : -1;
+    int rc = has < 0 ? -1 : has ? 0 : PyDict_SetItem(sys_modules, n, mod);
+    Py_XDECREF(n);
+    return rc;
+}
+
+/* Take the job's modules out of sys.modules and forget them (the
+ * warm-up's, so that the job finds nothing of it). */
+static void forget_modules(void)
+{
+    PyObject *sys_modules = PyImport_GetModuleDict(); /* borrowed */
+    PyObject *key, *mod;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(modules, &pos, &key, &mod)) {
+        PyObject *name = PyModule_GetNameObject(mod);
+        if (name && PyDict_GetItemWithError(sys_modules, name) == mod)
+            PyDict_DelItem(sys_modules, name);
+        Py_XDECREF(name);
+        PyErr_Clear();
+    }
+    PyDict_Clear(modules);
+}
+
 /* The job's module for key, loaded and run on first use. New reference. */
 static PyObject *load_module(PyObject *key, const char *module_path, const char *source,
                              size_t source_len)
@@ -244,7 +278,7 @@ static PyObject *load_module(PyObject *key, const char *module_path, const char 
      * sees the module even if running it failed part way. */
     if (globals && file && PyDict_SetItemString(globals, "__file__", file) == 0 &&
         PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) == 0 &&
-        PyDict_SetItem(modules, key, mod) == 0)
+        PyDict_SetItem(modules, key, mod) == 0 && publish_module(name, mod) == 0)
         ran = PyEval_EvalCode(code, globals, globals);
     Py_XDECREF(file);
     Py_DECREF(code);
@@ -313,7 +347,7 @@ void runner_warm(const char *warm_file)
         Py_XDECREF(paths);
         Py_XDECREF(args);
         Py_XDECREF(kwargs);
-        PyDict_Clear(modules);
+        forget_modules();
     }
     PyErr_Clear();
     runner_flush();

@@ -38,6 +38,18 @@ static int setup(void **state)
                   "    shell = subprocess.run(['sh', '-c', 'echo $HOME'], capture_output=True,\n"
                   "                           text=True).stdout.strip()\n"
                   "    return [home, shell, os.environ['TMPDIR']]\n");
+    harness_write(root, "picklable.py",
+                  "import pickle, sys\n"
+                  "def square(x):\n"
+                  "    return x * x\n"
+                  "def check():\n"
+                  "    f = pickle.loads(pickle.dumps(square))\n"
+                  "    import json\n"
+                  "    return [sys.modules[__name__] is sys.modules['picklable'], f is square,\n"
+                  "            'warm' in sys.modules, json.__file__.startswith('/usr/lib')]\n");
+    harness_write(root, "json.py",
+                  "def f():\n    import json, sys\n"
+                  "    return [json is sys.modules['json'], hasattr(json, 'dumps')]\n");
     harness_write(root, "nones.py", "f = None\ndef g():\n    return 'g'\n");
     harness_write(root, "broken.py", "def f(:\n    pass\n");
     harness_write(root, "raises.py",
@@ -83,6 +95,30 @@ static void test_module_attributes(void **state)
     assert_true(harness_get(&res.data, "results.0.val.2")->via.boolean);
     assert_string_equal(harness_sget(&res.data, "results.1.val.0"), "__source__");
     assert_string_equal(harness_sget(&res.data, "results.1.val.1"), "<source>");
+    msgpack_unpacked_destroy(&res);
+}
+
+/* The job's module is in sys.modules under its name, as an import would
+ * put it (pickle, and so multiprocessing, find its functions there), but
+ * never in place of a module of the same name that is loaded already; the
+ * warm-up leaves nothing there. */
+static void test_the_module_is_in_sys_modules(void **state)
+{
+    (void)state;
+    msgpack_unpacked res;
+    assert_true(harness_run_json(pool,
+                                 "{\"v\":1,\"id\":\"p\",\"calls\":["
+                                 "{\"file\":\"picklable.py\",\"fcn\":\"check\"},"
+                                 "{\"file\":\"json.py\",\"fcn\":\"f\"}]}",
+                                 &res, 10000));
+    assert_string_equal(harness_sget(&res.data, "status"), "ok");
+    assert_true(harness_get(&res.data, "results.0.val.0")->via.boolean);
+    assert_true(harness_get(&res.data, "results.0.val.1")->via.boolean);
+    assert_false(harness_get(&res.data, "results.0.val.2")->via.boolean);
+    assert_true(harness_get(&res.data, "results.0.val.3")->via.boolean);
+    /* json.py of the job did not replace the library's json. */
+    assert_true(harness_get(&res.data, "results.1.val.0")->via.boolean);
+    assert_true(harness_get(&res.data, "results.1.val.1")->via.boolean);
     msgpack_unpacked_destroy(&res);
 }
 
@@ -204,6 +240,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_module_attributes),
+        cmocka_unit_test(test_the_module_is_in_sys_modules),
         cmocka_unit_test(test_a_coding_declaration_is_honoured),
         cmocka_unit_test(test_tmpdir_everywhere),
         cmocka_unit_test(test_a_function_bound_to_none_is_not_present),
