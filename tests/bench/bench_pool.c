@@ -18,146 +18,28 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "bench_common.h"
 
-static double now_ms(void)
+static double cpu_per_job, cpu_pool_per_job;
+
+static void latency(rb_pool *pool, const char *json, int jobs, double *p50, double *p99)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+    int failed = 0;
+    bench_latency(pool, json, jobs, p50, p99, &failed);
+    if (failed) fprintf(stderr, "bench: %d jobs failed\n", failed);
 }
 
-static int cmp_double(const void *a, const void *b)
+static double throughput(rb_pool *pool, const char *json, int jobs)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, int n, double p)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    int i = (int)(p * (n - 1) + 0.5);
-    return v[i];
-}
-
-typedef struct collect {
-    rb_pool *pool;
-    int want, got;
-    int failed;
-} collect;
-
-static bool collected(void *ctx)
-{
-    collect *c = ctx;
-    rb_pool_result r;
-    while (rb_pool_next_result(c->pool, &r)) {
-        if (r.status != RB_STATUS_OK) c->failed++;
-        rb_pool_result_free(&r);
-        c->got++;
-    }
-    return c->got >= c->want;
+    int failed = 0;
+    double rate = bench_throughput(pool, json, jobs, &cpu_per_job, &cpu_pool_per_job, &failed);
+    if (failed) fprintf(stderr, "bench: %d jobs failed\n", failed);
+    return rate;
 }
 
 static const char *JOB = "{\"v\":1,\"id\":\"b\",\"calls\":[{\"file\":\"f.py\",\"fcn\":\"f\"}]}";
 static const char *NP_JOB =
     "{\"v\":1,\"id\":\"b\",\"calls\":[{\"file\":\"f.py\",\"fcn\":\"g\",\"args\":[50]}]}";
-
-/* Sequential: one job at a time, submit to collected. */
-static void latency(rb_pool *pool, const char *json, int jobs, double *p50, double *p99)
-{
-    size_t len;
-    char *body = harness_json_to_msgpack(json, &len);
-    rb_limits lim;
-    rb_limits_default(&lim);
-    rb_job *job;
-    rb_err err;
-    rb_job_decode(body, len, &lim, &job, NULL, &err);
-    double *t = calloc((size_t)jobs, sizeof *t);
-    collect c = {.pool = pool};
-    for (int i = 0; i < jobs; i++) {
-        /* The next child is forked after each job: wait until it is ready,
-         * as a job arriving at a steady rate would find it. */
-        rb_pool_stats st;
-        for (;;) {
-            rb_pool_get_stats(pool, &st, false);
-            if (st.ready == st.slots) break;
-            harness_drive(pool, 1, NULL, NULL);
-        }
-        double t0 = now_ms();
-        c.want = c.got + 1;
-        rb_pool_submit(pool, (uint64_t)i, body, len, job);
-        harness_drive(pool, 10000, collected, &c);
-        t[i] = now_ms() - t0;
-    }
-    *p50 = pct(t, jobs, 0.5);
-    *p99 = pct(t, jobs, 0.99);
-    if (c.failed) fprintf(stderr, "bench: %d jobs failed\n", c.failed);
-    free(t);
-    rb_job_free(job);
-    free(body);
-}
-
-/* CPU time (user + system, ms) used by pid and all its descendants, live
- * or reaped: on a loaded machine this stays honest where wall time does not. */
-static double tree_cpu_ms(pid_t pid)
-{
-    char path[96], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    unsigned long long ut = 0, st = 0, cut = 0, cst = 0;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &ut,
-                     &st, &cut, &cst) != 4)
-        return 0;
-    double ms = (double)(ut + st + cut + cst) * 1000.0 / sysconf(_SC_CLK_TCK);
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
-    f = fopen(path, "r");
-    int child;
-    while (f && fscanf(f, "%d", &child) == 1)
-        ms += tree_cpu_ms(child);
-    if (f) fclose(f);
-    return ms;
-}
-
-static double cpu_per_job, cpu_pool_per_job;
-
-/* CPU time (ms) of this process alone: the pool's side. */
-static double self_cpu_ms(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
-           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
-}
-
-/* Throughput: all jobs queued at once, time to drain. */
-static double throughput(rb_pool *pool, const char *json, int jobs)
-{
-    size_t len;
-    char *body = harness_json_to_msgpack(json, &len);
-    rb_limits lim;
-    rb_limits_default(&lim);
-    rb_job *job;
-    rb_err err;
-    rb_job_decode(body, len, &lim, &job, NULL, &err);
-    collect c = {.pool = pool, .want = jobs};
-    double cpu0 = tree_cpu_ms(getpid()), self0 = self_cpu_ms();
-    double t0 = now_ms();
-    for (int i = 0; i < jobs; i++)
-        rb_pool_submit(pool, (uint64_t)i, body, len, job);
-    harness_drive(pool, 600000, collected, &c);
-    double secs = (now_ms() - t0) / 1e3;
-    cpu_per_job = (tree_cpu_ms(getpid()) - cpu0) / (c.got ? c.got : 1);
-    cpu_pool_per_job = (self_cpu_ms() - self0) / (c.got ? c.got : 1);
-    if (c.failed) fprintf(stderr, "bench: %d jobs failed\n", c.failed);
-    rb_job_free(job);
-    free(body);
-    return c.got / secs;
-}
 
 /* The naive way: a fresh interpreter per job, importing the same modules. */
 static const char *NAIVE = "import numpy, lxml.etree, json, random, math, sys\n"
@@ -167,17 +49,7 @@ static const char *NAIVE = "import numpy, lxml.etree, json, random, math, sys\n"
 
 static double naive_one(const char *root)
 {
-    double t0 = now_ms();
-    pid_t pid = fork();
-    if (pid == 0) {
-        int devnull = open("/dev/null", 1);
-        dup2(devnull, 1);
-        execl("/usr/bin/python3", "python3", "-c", NAIVE, root, (char *)NULL);
-        _exit(127);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-    return now_ms() - t0;
+    return bench_python_once(NAIVE, root);
 }
 
 static void naive(const char *root, int jobs, double *p50, double *p99, double *rate2)
@@ -185,10 +57,10 @@ static void naive(const char *root, int jobs, double *p50, double *p99, double *
     double *t = calloc((size_t)jobs, sizeof *t);
     for (int i = 0; i < jobs; i++)
         t[i] = naive_one(root);
-    *p50 = pct(t, jobs, 0.5);
-    *p99 = pct(t, jobs, 0.99);
+    *p50 = bench_pct(t, jobs, 0.5);
+    *p99 = bench_pct(t, jobs, 0.99);
     /* Two at a time, as two slots would. */
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
     for (int i = 0; i < jobs; i += 2) {
         pid_t a = fork();
         if (a == 0) {
@@ -198,7 +70,7 @@ static void naive(const char *root, int jobs, double *p50, double *p99, double *
         naive_one(root);
         waitpid(a, NULL, 0);
     }
-    *rate2 = jobs / ((now_ms() - t0) / 1e3);
+    *rate2 = jobs / ((bench_now_ms() - t0) / 1e3);
     free(t);
 }
 
@@ -239,45 +111,6 @@ static double fork_floor_ms(int forks)
     return n > 0 ? atof(buf) : 0;
 }
 
-/* PSS of a cold-started interpreter with the preload list: what each slot
- * would cost if zygotes were started separately. */
-static unsigned long cold_pss_kb(void)
-{
-    int fds[2];
-    if (pipe(fds) != 0) return 0;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        execl("/usr/bin/python3", "python3", "-c",
-              "import numpy, lxml.etree, json, random, math, sys, time\n"
-              "print('up', flush=True)\n"
-              "time.sleep(30)\n",
-              (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    char buf[8];
-    if (read(fds[0], buf, sizeof buf) <= 0) buf[0] = 0;
-    close(fds[0]);
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/smaps_rollup", (int)pid);
-    unsigned long pss = 0, v;
-    FILE *f = fopen(path, "r");
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "Pss: %lu kB", &v) == 1) pss = v;
-    if (f) fclose(f);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return pss;
-}
-
-static bool all_ready(void *ctx)
-{
-    rb_pool_stats st;
-    rb_pool_get_stats(ctx, &st, false);
-    return st.ready == st.slots;
-}
-
 int main(int argc, char **argv)
 {
     int jobs = 3000, naive_jobs = 40;
@@ -301,7 +134,7 @@ int main(int argc, char **argv)
 
     if (strcmp(only, "throughput") == 0) {
         rb_pool *two = harness_pool(mode, 2, root, NULL);
-        harness_drive(two, 10000, all_ready, two);
+        harness_drive(two, 10000, bench_all_ready, two);
         double rate = throughput(two, JOB, jobs);
         printf("jobs/s %.0f, CPU per job %.2f ms (pool %.2f ms)\n", rate, cpu_per_job,
                cpu_pool_per_job);
@@ -327,10 +160,10 @@ int main(int argc, char **argv)
     rb_pool_free(one);
 
     rb_pool *two = harness_pool(mode, 2, root, NULL);
-    harness_drive(two, 10000, all_ready, two);
+    harness_drive(two, 10000, bench_all_ready, two);
     double rate = throughput(two, JOB, jobs);
     double cpu_trivial = cpu_per_job, cpu_pool_trivial = cpu_pool_per_job;
-    harness_drive(two, 10000, all_ready, two);
+    harness_drive(two, 10000, bench_all_ready, two);
     double nprate = throughput(two, NP_JOB, jobs / 2);
     rb_pool_free(two);
 
@@ -361,14 +194,14 @@ int main(int argc, char **argv)
     printf("| latency p99 (ms), 1 slot            | %.3f |\n", np99);
     printf("| jobs/s, 2 slots                     | %.0f |\n", nprate);
 
-    unsigned long cold = cold_pss_kb();
+    unsigned long cold = bench_cold_pss_kb("import numpy, lxml.etree, json, random, math");
     printf("\n| slots | pool PSS (MB) | per extra slot (MB) | extra slot / cold interpreter |\n");
     printf("|---:|---:|---:|---:|\n");
     unsigned long base = 0;
     int sizes[] = {1, 2, 4, 8};
     for (int i = 0; i < 4; i++) {
         rb_pool *p = harness_pool(mode, sizes[i], root, NULL);
-        harness_drive(p, 10000, all_ready, p);
+        harness_drive(p, 10000, bench_all_ready, p);
         rb_pool_stats st;
         rb_pool_get_stats(p, &st, true);
         rb_pool_free(p);
