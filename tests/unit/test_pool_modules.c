@@ -50,6 +50,10 @@ static int setup(void **state)
     harness_write(root, "json.py",
                   "def f():\n    import json, sys\n"
                   "    return [json is sys.modules['json'], hasattr(json, 'dumps')]\n");
+    harness_write(root, "alloc.py",
+                  "def name():\n"
+                  "    import _testcapi\n"
+                  "    return _testcapi.pymem_getallocatorsname()\n");
     harness_write(root, "nones.py", "f = None\ndef g():\n    return 'g'\n");
     harness_write(root, "broken.py", "def f(:\n    pass\n");
     harness_write(root, "raises.py",
@@ -119,6 +123,25 @@ static void test_the_module_is_in_sys_modules(void **state)
     /* json.py of the job did not replace the library's json. */
     assert_true(harness_get(&res.data, "results.1.val.0")->via.boolean);
     assert_true(harness_get(&res.data, "results.1.val.1")->via.boolean);
+    msgpack_unpacked_destroy(&res);
+}
+
+/* The interpreter's allocator is the build's: Python's debug hooks with
+ * REBOUND_PYMALLOC_DEBUG (tests/run's build), pymalloc otherwise. */
+static void test_the_allocator_is_the_builds(void **state)
+{
+    (void)state;
+#ifdef REBOUND_PYMALLOC_DEBUG
+    const char *want = "pymalloc_debug";
+#else
+    const char *want = "pymalloc";
+#endif
+    msgpack_unpacked res;
+    assert_true(harness_run_json(
+        pool, "{\"v\":1,\"id\":\"m\",\"calls\":[{\"file\":\"alloc.py\",\"fcn\":\"name\"}]}", &res,
+        10000));
+    assert_string_equal(harness_sget(&res.data, "status"), "ok");
+    assert_string_equal(harness_sget(&res.data, "results.0.val"), want);
     msgpack_unpacked_destroy(&res);
 }
 
@@ -241,6 +264,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_module_attributes),
         cmocka_unit_test(test_the_module_is_in_sys_modules),
+        cmocka_unit_test(test_the_allocator_is_the_builds),
         cmocka_unit_test(test_a_coding_declaration_is_honoured),
         cmocka_unit_test(test_tmpdir_everywhere),
         cmocka_unit_test(test_a_function_bound_to_none_is_not_present),
