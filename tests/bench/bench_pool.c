@@ -209,7 +209,7 @@ int main(int argc, char **argv)
             base = st.pss_kb;
             printf("| %d | %.1f | - | - |\n", sizes[i], st.pss_kb / 1024.0);
         } else {
-            double extra = (double)(st.pss_kb - base) / (sizes[i] - 1);
+            double extra = ((double)st.pss_kb - (double)base) / (sizes[i] - 1);
             printf("| %d | %.1f | %.1f | %.0f%% |\n", sizes[i], st.pss_kb / 1024.0, extra / 1024.0,
                    cold ? 100.0 * extra / cold : 0);
         }
