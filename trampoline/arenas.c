@@ -38,6 +38,19 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+/* LeakSanitizer scans globals, stacks and the C heap, not anonymous
+ * mappings: the interpreter's objects, which hold most pointers to its C
+ * heap, live in these blocks. Registered, they are scanned as roots, so the
+ * mother's leak check (main.c) reports only what nothing refers to. */
+#define scan_as_root(p, n) __lsan_register_root_region((p), (n))
+#define unscan(p, n) __lsan_unregister_root_region((p), (n))
+#else
+#define scan_as_root(p, n) ((void)(p), (void)(n))
+#define unscan(p, n) ((void)(p), (void)(n))
+#endif
+
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25 /* Linux 6.1 */
 #endif
@@ -84,7 +97,9 @@ static void check_poison(const void *p)
 static void *map_block(size_t size)
 {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    if (p == MAP_FAILED) return NULL;
+    scan_as_root(p, size);
+    return p;
 }
 
 static bool in_region(const void *p)
@@ -124,6 +139,7 @@ static void arena_free(void *ctx, void *ptr, size_t size)
         free_arenas = ptr;
         return;
     }
+    unscan(ptr, size);
     munmap(ptr, size);
 }
 
@@ -140,6 +156,7 @@ void arenas_install(void)
         madvise(start, REGION_SIZE, MADV_HUGEPAGE);
         region = region_next = start;
         region_end = start + REGION_SIZE;
+        scan_as_root(region, REGION_SIZE);
     }
     PyObjectArenaAllocator a = {.ctx = NULL, .alloc = arena_alloc, .free = arena_free};
     PyObject_SetArenaAllocator(&a);
@@ -149,8 +166,10 @@ size_t arenas_seal(void)
 {
     if (!region) return 0;
     char *keep = (char *)(((uintptr_t)region_next + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
+    unscan(region, (size_t)(region_end - region));
     if (keep < region_end) munmap(keep, (size_t)(region_end - keep));
-    region_end = keep; /* later arenas come from the rest of the last huge page */
+    region_end = keep;
+    if (keep > region) scan_as_root(region, (size_t)(keep - region)); /* later arenas come from the rest of the last huge page */
     /* Pages that were written before the kernel could give a huge page
      * (memory was short, or huge pages are off) are gathered now; where
      * that fails, nothing is lost but the speed. */

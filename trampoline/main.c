@@ -16,6 +16,9 @@
 #include <unistd.h>
 
 #include <Python.h>
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
 
 #include "arenas.h"
 #include "ctl.h"
@@ -285,5 +288,11 @@ int main(int argc, char **argv)
      * sanitizer). */
     int rc = mother_run(&st);
     tmpdir_remove_base();
+#ifdef __SANITIZE_ADDRESS__
+    /* _exit skips LeakSanitizer's check at exit: run it here, in the
+     * mother, whose heap lives as long as the pool. (Zygotes and children
+     * are forks of it; what they allocate dies with them.) */
+    __lsan_do_recoverable_leak_check();
+#endif
     _exit(rc);
 }
