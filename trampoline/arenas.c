@@ -168,8 +168,8 @@ size_t arenas_seal(void)
     char *keep = (char *)(((uintptr_t)region_next + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
     unscan(region, (size_t)(region_end - region));
     if (keep < region_end) munmap(keep, (size_t)(region_end - keep));
-    region_end = keep;
-    if (keep > region) scan_as_root(region, (size_t)(keep - region)); /* later arenas come from the rest of the last huge page */
+    region_end = keep; /* later arenas come from the rest of the last huge page */
+    if (keep > region) scan_as_root(region, (size_t)(keep - region));
     /* Pages that were written before the kernel could give a huge page
      * (memory was short, or huge pages are off) are gathered now; where
      * that fails, nothing is lost but the speed. */
