@@ -88,7 +88,8 @@ def reference(case):
     home = tempfile.mkdtemp(prefix="rb-ref-")
     try:
         env = {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8",
-               "MPLCONFIGDIR": os.path.join(home, ".matplotlib")}
+               "MPLCONFIGDIR": os.path.join(home, ".matplotlib"),
+               "PYTHONDONTWRITEBYTECODE": "1"}  # nothing written into the source tree
         p = subprocess.run([PYTHON, "-c", REFERENCE, CORPUS, module, fcn, args_json],
                            capture_output=True, cwd=home, env=env, timeout=300)
     finally:
