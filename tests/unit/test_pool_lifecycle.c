@@ -6,9 +6,11 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <dirent.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -161,8 +163,14 @@ static void test_pool_death_takes_every_process_along(void **state)
     (void)state;
     int p[2];
     assert_int_equal(pipe(p), 0);
+    pid_t parent = getpid();
     pid_t owner = fork();
     if (owner == 0) {
+        /* Should this test fail before it kills the owner, the owner (and
+         * so its pool) must not outlive the test program. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(1);
+        close(p[0]);
         rb_pool *pool = harness_pool("native", 2, root, NULL);
         (void)pool;
         char c = 'r';
@@ -170,8 +178,20 @@ static void test_pool_death_takes_every_process_along(void **state)
         for (;;)
             pause();
     }
-    char c;
-    assert_int_equal(read(p[0], &c, 1), 1);
+    /* Only the owner may hold the write end: if it dies before it writes
+     * (harness_pool aborts when the pool does not start), the read sees
+     * end-of-file at once instead of waiting for ctest's timeout. The
+     * poll bounds the wait for an owner that neither writes nor dies. */
+    close(p[1]);
+    struct pollfd pfd = {p[0], POLLIN, 0};
+    char c = 0;
+    bool told = poll(&pfd, 1, 120000) == 1 && read(p[0], &c, 1) == 1 && c == 'r';
+    close(p[0]);
+    if (!told) {
+        kill(owner, SIGKILL);
+        waitpid(owner, NULL, 0);
+        fail_msg("the pool's owner died or did not start its pool within 120 s");
+    }
     pid_t procs[64];
     int n = descendants(owner, procs, 64);
     /* The mother, two zygotes, two ready children. */
@@ -187,8 +207,6 @@ static void test_pool_death_takes_every_process_along(void **state)
         if (!all) nanosleep(&ts, NULL);
     }
     assert_true(all);
-    close(p[0]);
-    close(p[1]);
 }
 
 static void test_stopped_zygote_is_replaced(void **state)
