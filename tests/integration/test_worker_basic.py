@@ -100,7 +100,9 @@ class BasicJobs(WorkerCase):
 
 
 class ClassicQueueNative(unittest.TestCase):
-    """--queue-type classic and --mode native (best effort) work too."""
+    """--queue-type classic and --mode native work together. This test is
+    about native mode: it asks for it whatever REBOUND_TEST_WORKER_MODE
+    says (and, like every Worker, without --sandbox-best-effort)."""
 
     def test_classic_native(self):
         queue = unique_queue("classic")

@@ -8,17 +8,21 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
+import urllib.parse
 import uuid
 
 import msgpack
 import pika
 
 AMQP_URL = os.environ.get("REBOUND_TEST_AMQP_URL", "")
+RABBITMQ_CTL = os.environ.get("REBOUND_TEST_RABBITMQ_CTL", "")
 REDIS_URL = os.environ.get("REBOUND_TEST_REDIS_URL", "")
 BIN_DIR = os.environ.get("REBOUND_BIN_DIR", "")
 WORKER = os.path.join(BIN_DIR, "rebound-worker")
@@ -56,6 +60,15 @@ def pid():
 def raw():
     return b"\\x00\\xffrebound"
 '''
+
+
+# The mode every Worker runs in unless a test names one: tests/CMakeLists.txt
+# registers each test_worker_*.py twice, once as is ("internal") and once
+# with REBOUND_TEST_WORKER_MODE=native (sandboxed; as root, jobs run as
+# nobody). A test that is about one mode passes mode= explicitly and says so.
+MODE = os.environ.get("REBOUND_TEST_WORKER_MODE", "") or "internal"
+if MODE not in ("internal", "native"):
+    raise SystemExit("REBOUND_TEST_WORKER_MODE must be internal or native, not %r" % MODE)
 
 
 def require_servers(redis=False):
@@ -101,9 +114,13 @@ def call(fcn, *args, **kwargs):
 class Worker:
     """A rebound-worker process with its own queue, code root and log file."""
 
-    def __init__(self, queue, mode="internal", consumers=1, slots=2, args=(), env=None,
-                 ready=True):
+    def __init__(self, queue, mode=None, consumers=1, slots=2, args=(), env=None,
+                 ready=True, sandbox_best_effort=False):
+        """mode: None for MODE (the environment's). sandbox_best_effort adds
+        --sandbox-best-effort; without it a native worker refuses to start
+        when a sandbox layer cannot be applied, as it does for users."""
         self.queue = queue
+        self.mode = mode or MODE
         self.consumers = consumers
         self.code_root = tempfile.mkdtemp(prefix="rbw-code-")
         # Native mode runs jobs as --run-as (nobody): they must read the code.
@@ -112,10 +129,13 @@ class Worker:
             f.write(JOBS_PY)
         fd, self.log_path = tempfile.mkstemp(prefix="rbw-log-", suffix=".txt")
         self.log = os.fdopen(fd, "w")
-        self.argv = [WORKER, "--amqp-url", AMQP_URL, "--queue", queue, "--mode", mode,
+        self.argv = [WORKER, "--amqp-url", AMQP_URL, "--queue", queue, "--mode", self.mode,
                      "--consumers", str(consumers), "--slots", str(slots),
                      "--code-root", self.code_root, "--preload", "json",
-                     "--log-level", "debug", "--sandbox-best-effort"] + list(args)
+                     "--log-level", "debug"]
+        if sandbox_best_effort:
+            self.argv.append("--sandbox-best-effort")
+        self.argv += list(args)
         e = dict(os.environ)
         e.update(env or {})
         self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=self.log,
@@ -261,7 +281,10 @@ class Client:
 
 
 def queue_counts(queue):
-    """(ready messages, consumers) of a queue, from a passive declare."""
+    """(ready messages, consumers) of a queue, from a passive declare: the
+    queue's own counts when asked (a quorum queue whose leader does not
+    answer within 250 ms reads (0, 0), so a test that waits for 0 must know
+    something else, such as a consumer count above 0)."""
     conn = connect()
     try:
         ok = conn.channel().queue_declare(queue, passive=True)
@@ -285,6 +308,55 @@ def get_one(queue, timeout=10):
             conn.sleep(0.1)
     finally:
         conn.close()
+
+
+def rabbitmqctl(*args):
+    """Rows (lists of tab-separated fields) of a rabbitmqctl listing of the
+    private broker (REBOUND_TEST_RABBITMQ_CTL)."""
+    if not RABBITMQ_CTL:
+        raise AssertionError("REBOUND_TEST_RABBITMQ_CTL is not set (run through tests/run)")
+    r = subprocess.run([RABBITMQ_CTL, "-q", "--no-table-headers"] + list(args),
+                       capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        raise AssertionError("rabbitmqctl %s: %s" % (" ".join(args), r.stderr.strip()))
+    return [line.split("\t") for line in r.stdout.splitlines() if line.strip()]
+
+
+def classic_counts(queue):
+    """(messages_ready, messages_unacknowledged) of a classic queue, from
+    `rabbitmqctl list_queues`.
+
+    Classic queues only: their counts come from the queue process when asked,
+    and a delivery counts as unacknowledged until the queue has requeued it
+    (when its channel is gone) or it is acked, so no moment shows it nowhere.
+    A quorum queue's two counts are a snapshot the broker refreshes on the
+    queue's tick (every 5 s): they can show a delivery unacknowledged after
+    its ack, or nothing before the first tick."""
+    for row in rabbitmqctl("list_queues", "name", "type", "messages_ready",
+                           "messages_unacknowledged"):
+        if row[0] == queue:
+            if row[1] != "classic":
+                raise AssertionError("classic_counts(%s): a %s queue's counts are stale"
+                                     % (queue, row[1]))
+            return int(row[2]), int(row[3])
+    raise AssertionError("rabbitmqctl list_queues does not list %s" % queue)
+
+
+def unacked_on_connections(worker_id):
+    """(connections, unacknowledged deliveries) of a worker's AMQP
+    connections: those named worker_id (one consumer) or worker_id.<n>
+    (several), from `rabbitmqctl list_connections` and `list_channels`.
+    A channel's count is its own when asked, whatever the queue type."""
+    conns = set()
+    for row in rabbitmqctl("list_connections", "pid", "client_properties"):
+        m = re.search(r'\{"connection_name","([^"]*)"\}', row[1]) if len(row) > 1 else None
+        if m and (m.group(1) == worker_id or re.fullmatch(re.escape(worker_id) + r"\.\d+",
+                                                            m.group(1))):
+            conns.add(row[0])
+    unacked = sum(int(row[1]) for row in rabbitmqctl("list_channels", "connection",
+                                                     "messages_unacknowledged")
+                  if row[0] in conns)
+    return len(conns), unacked
 
 
 def delete_queues(*names):
@@ -328,6 +400,106 @@ class WorkerCase(unittest.TestCase):
             delete_queues(cls.queue, cls.queue + ".dead")
 
 
+def redis_client():
+    """A redis-py client of the private Redis (strings decoded, bounded waits)."""
+    import redis
+    return redis.Redis.from_url(REDIS_URL, decode_responses=True, socket_timeout=30,
+                                socket_connect_timeout=30)
+
+
+def _unescape_redis(text):
+    """Undo the quoting of a MONITOR argument (sdscatrepr: \\xHH per byte)."""
+    out, i = bytearray(), 0
+    simple = {"n": b"\n", "r": b"\r", "t": b"\t", "a": b"\a", "b": b"\b"}
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            nxt = text[i + 1]
+            if nxt == "x" and i + 3 < len(text):
+                out.append(int(text[i + 2:i + 4], 16))
+                i += 4
+                continue
+            out += simple.get(nxt, nxt.encode())
+            i += 2
+            continue
+        out += ch.encode()
+        i += 1
+    return out.decode("utf-8", "replace")
+
+
+class RedisMonitor:
+    """Every command the private Redis executes from now on, in order, as
+    lists of arguments (Redis's MONITOR), collected by a thread until
+    close(). Commands inside MULTI/EXEC are listed when EXEC runs them.
+    Use it to see writes that do not last long enough to be read back."""
+    _LINE = re.compile(r'^\+\d+\.\d+ \[\d+ [^\]]*\] (.*)$')
+    _ARG = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+    def __init__(self):
+        u = urllib.parse.urlparse(REDIS_URL)
+        self.sock = socket.create_connection((u.hostname, u.port or 6379), timeout=30)
+        self.commands = []
+        self.lock = threading.Lock()
+        self.closing = False
+        self.buf = b""
+        if u.password:
+            pw = urllib.parse.unquote(u.password).encode()
+            self.sock.sendall(b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(pw), pw))
+            self._expect_ok("AUTH")
+        self.sock.sendall(b"MONITOR\r\n")
+        self._expect_ok("MONITOR")  # from here on every command is reported
+        self.sock.settimeout(0.2)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _expect_ok(self, what):
+        while b"\r\n" not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise AssertionError("redis closed the connection after %s" % what)
+            self.buf += data
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        if line != b"+OK":
+            raise AssertionError("redis answered %r to %s" % (line, what))
+
+    def _run(self):
+        while not self.closing:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            self.buf += data
+            *lines, self.buf = self.buf.split(b"\r\n")
+            parsed = []
+            for line in lines:
+                m = self._LINE.match(line.decode("utf-8", "replace"))
+                if m:
+                    parsed.append([_unescape_redis(a) for a in self._ARG.findall(m.group(1))])
+            with self.lock:
+                self.commands.extend(parsed)
+
+    def seen(self):
+        with self.lock:
+            return list(self.commands)
+
+    def close(self):
+        self.closing = True
+        self.thread.join(10)
+        self.sock.close()
+
+
+def run_control(path):
+    """Run one of tests/run's control executables (REBOUND_TEST_BROKER_STOP
+    and the like; each waits a bounded time); fail with its message."""
+    r = subprocess.run([path], capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise AssertionError("%s failed: %s" % (path, r.stderr))
+
+
 def run_tests(cases, redis=False):
     """Run unittest cases after the servers check; exit with the verdict."""
     require_servers(redis)
@@ -338,7 +510,7 @@ def run_tests(cases, redis=False):
     sys.exit(0 if result.wasSuccessful() else 1)
 
 
-__all__ = ["AMQP_URL", "REDIS_URL", "SUBMIT", "WORKER", "Client", "Worker", "WorkerCase", "call",
-           "connect",
-           "delete_queues", "get_one", "job", "queue_counts", "run_tests", "unique_queue",
-           "wait_until"]
+__all__ = ["AMQP_URL", "MODE", "RABBITMQ_CTL", "REDIS_URL", "SUBMIT", "WORKER", "Client",
+           "RedisMonitor", "Worker", "WorkerCase", "call", "classic_counts", "connect",
+           "delete_queues", "get_one", "job", "queue_counts", "rabbitmqctl", "redis_client",
+           "run_control", "run_tests", "unacked_on_connections", "unique_queue", "wait_until"]
