@@ -240,7 +240,8 @@ static void read_amqp(rb_consumer *c, bool *more)
 
 static int run_loop(rb_consumer *c)
 {
-    size_t cap = 8 + 8 * (size_t)c->cfg->slots;
+    /* The signal pipe, the broker and Redis, and the pool's. */
+    size_t cap = 3 + (size_t)rb_pool_max_pollfds(c->pool);
     struct pollfd *fds = calloc(cap, sizeof *fds);
     if (!fds) {
         rb_error("out of memory");

@@ -90,6 +90,10 @@ int rb_pool_submit(rb_pool *pool, uint64_t tag, const void *body, size_t len, co
 /* Fill fds (at most max) with what the pool needs polled. Returns the count. */
 int rb_pool_pollfds(rb_pool *pool, struct pollfd *fds, int max);
 
+/* The most fds rb_pool_pollfds can return for this pool (it grows with
+ * the slots): size the caller's array with it. */
+int rb_pool_max_pollfds(const rb_pool *pool);
+
 /* Milliseconds until the pool next needs rb_pool_process (a deadline, a
  * respawn backoff), or -1 when it only waits on fds. */
 int rb_pool_timeout_ms(rb_pool *pool);

@@ -26,38 +26,6 @@
 #include "runner.h"
 #include "trampoline.h"
 
-const char *tr_role = "trampoline";
-
-void tr_log(const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "rebound-trampoline[%d] %s: %s\n", (int)getpid(), tr_role, line);
-}
-
-int tr_sigchld_fd(void)
-{
-    sigset_t chld;
-    sigemptyset(&chld);
-    sigaddset(&chld, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &chld, NULL);
-    return signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-}
-
-bool tr_single_threaded(void)
-{
-    FILE *f = fopen("/proc/self/status", "re");
-    char line[128];
-    int n = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "Threads: %d", &n) == 1) break;
-    if (f) fclose(f);
-    return n == 1;
-}
-
 static int usage(const char *what)
 {
     fprintf(stderr, "rebound-trampoline: %s (started by rebound-worker, not by hand)\n", what);
@@ -208,7 +176,7 @@ static int send_hello(const tr_state *st)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    ctl_msg_init(&sb, &pk, "hello", 2);
+    ctl_msg_init(&sb, &pk, CTL_HELLO, 2);
     rb_pack_key(&pk, "pid");
     msgpack_pack_int64(&pk, getpid());
     rb_pack_key(&pk, "preload_failed");
@@ -277,7 +245,7 @@ int main(int argc, char **argv)
     }
     /* The warm-up's module comes compiled, as a job's repeated file does:
      * what the warm-up readies is the path of such a job. */
-    runner_cache_file(st.warm_file);
+    call_cache_file(st.warm_file);
     if (st.cfg.native) sandbox_prepare(&st.cfg.sandbox, &st.plan);
     /* Anything the preload printed must not reach every child's output. */
     runner_flush();

@@ -33,7 +33,7 @@
 /* Where a protocol fd lands in the child: high, and not 0-2. */
 #define CHILD_FD_BASE 200
 
-static void send_msg(int zctl, const char *type, long long pid, long long status, const int *fds,
+static void send_msg(int zctl, ctl_type type, long long pid, long long status, const int *fds,
                      int nfds)
 {
     msgpack_sbuffer sb;
@@ -122,7 +122,7 @@ static pid_t spawn_child(tr_state *st, int slot, int zctl, int sigfd, const char
      * before anyone may need to signal it. */
     setpgid(pid, pid);
     int fds[3] = {job[1], res[0], cap[0]};
-    send_msg(zctl, "child", pid, -1, fds, 3);
+    send_msg(zctl, CTL_CHILD, pid, -1, fds, 3);
     close(job[1]);
     close(res[0]);
     close(cap[0]);
@@ -152,7 +152,7 @@ static void compile_files(const tr_state *st, const msgpack_object *files)
                      f->via.str.ptr) >= (int)sizeof path ||
             strlen(path) != strlen(st->cfg.code_root) + 1 + f->via.str.size)
             continue; /* too long, or a NUL inside */
-        runner_cache_file(path);
+        call_cache_file(path);
     }
 }
 
@@ -244,10 +244,9 @@ void zygote_run(tr_state *st, int slot, int zctl)
             ssize_t n;
             while ((n = ctl_recv(zctl, buf, sizeof buf, NULL, NULL)) > 0) {
                 msgpack_unpacked unp;
-                char type[16];
-                if (ctl_parse(buf + 4, (size_t)n, &unp, type, sizeof type) == 0 &&
-                    strcmp(type, "taken") == 0 && spare.pid > 0 &&
-                    ctl_get_int(&unp.data, "pid", 0) == spare.pid) {
+                ctl_type type;
+                if (ctl_parse(ctl_payload(buf), (size_t)n, &unp, &type) == 0 && type == CTL_TAKEN &&
+                    spare.pid > 0 && ctl_get_int(&unp.data, "pid", 0) == spare.pid) {
                     claimed[free_claim(claimed)] = spare;
                     spare.pid = 0;
                     /* Before the next spare is forked: it inherits them. */
@@ -276,7 +275,7 @@ void zygote_run(tr_state *st, int slot, int zctl)
                 if (!c) continue; /* an orphan of a job */
                 /* Whatever the child left running goes with it. */
                 kill_group(pid);
-                send_msg(zctl, "exit", pid, status, NULL, 0);
+                send_msg(zctl, CTL_EXIT, pid, status, NULL, 0);
                 tmpdir_remove(c->tmpdir);
                 c->pid = 0;
             }

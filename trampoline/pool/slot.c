@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -209,7 +210,7 @@ void slot_start_job(slot *s, pool_job *job)
      * full socket or a gone zygote shows up as no next child in time. */
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    ctl_msg_init(&sb, &pk, "taken", job->files ? 2 : 1);
+    ctl_msg_init(&sb, &pk, CTL_TAKEN, job->files ? 2 : 1);
     rb_pack_key(&pk, "pid");
     msgpack_pack_int64(&pk, s->run.pid);
     if (job->files) {
@@ -313,12 +314,12 @@ static int take_call(slot *s, const msgpack_object *m)
 static int take_frame(slot *s, child *c, const char *frame, size_t len)
 {
     msgpack_unpacked unp;
-    char type[32];
+    ctl_type type;
     int rc = 0;
     bool is_run = c == &s->run && s->job;
-    if (ctl_parse(frame, len, &unp, type, sizeof type) != 0) {
+    if (ctl_parse(frame, len, &unp, &type) != 0) {
         rc = -1;
-    } else if (strcmp(type, "ready") == 0 && c == &s->next && !c->ready) {
+    } else if (type == CTL_READY && c == &s->next && !c->ready) {
         char report[512];
         ctl_get_str(&unp.data, "sandbox", report, sizeof report);
         c->ready = true;
@@ -328,16 +329,15 @@ static int take_frame(slot *s, child *c, const char *frame, size_t len)
         capture cap;
         capture_init(&cap, 0);
         if (c->capture_fd >= 0 && capture_drain(&cap, c->capture_fd) == 0) close_fd(&c->capture_fd);
-    } else if (strcmp(type, "setup_failed") == 0) {
+    } else if (type == CTL_SETUP_FAILED) {
         char why[512];
         ctl_get_str(&unp.data, "err", why, sizeof why);
         pool_log(s->pool, "slot %d: child could not start: %s", s->idx, why);
         free(s->pool->setup_error);
         s->pool->setup_error = strdup(why);
-    } else if (strcmp(type, "call") == 0 && is_run && s->ncalls < s->job->ncalls &&
-               !s->call_failed) {
+    } else if (type == CTL_CALL && is_run && s->ncalls < s->job->ncalls && !s->call_failed) {
         rc = take_call(s, &unp.data);
-    } else if (strcmp(type, "done") == 0 && is_run &&
+    } else if (type == CTL_DONE && is_run &&
                (s->ncalls == s->job->ncalls || (s->call_failed && s->ncalls > 0))) {
         finish(s, s->call_failed ? RB_STATUS_ERROR : RB_STATUS_OK, NULL, NULL);
         rc = 1;
@@ -408,8 +408,8 @@ static void take_exit(slot *s, pid_t pid, int status)
 static void take_zygote_msg(slot *s, const char *payload, size_t len, int *fds, int nfds)
 {
     msgpack_unpacked unp;
-    char type[32];
-    if (ctl_parse(payload, len, &unp, type, sizeof type) != 0) {
+    ctl_type type;
+    if (ctl_parse(payload, len, &unp, &type) != 0) {
         for (int i = 0; i < nfds; i++)
             close(fds[i]);
         msgpack_unpacked_destroy(&unp);
@@ -417,7 +417,7 @@ static void take_zygote_msg(slot *s, const char *payload, size_t len, int *fds, 
         return;
     }
     pid_t pid = (pid_t)ctl_get_int(&unp.data, "pid", 0);
-    if (strcmp(type, "child") == 0 && nfds == 3) {
+    if (type == CTL_CHILD && nfds == 3) {
         child_kill(&s->next); /* a zygote forks one spare at a time */
         child_close(&s->next);
         s->next.pid = pid;
@@ -429,10 +429,28 @@ static void take_zygote_msg(slot *s, const char *payload, size_t len, int *fds, 
     } else {
         for (int i = 0; i < nfds; i++)
             close(fds[i]);
-        if (strcmp(type, "exit") == 0 && pid > 0)
+        if (type == CTL_EXIT && pid > 0)
             take_exit(s, pid, (int)ctl_get_int(&unp.data, "status", 0));
     }
     msgpack_unpacked_destroy(&unp);
+}
+/* Ask the mother for a zygote for s: s->zctl gets the pool's end of a
+ * fresh control socket, the mother the other. */
+static int request_zygote(rb_pool *pool, slot *s)
+{
+    if (!pool->mother_up) return -1;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -1;
+    int rc = ctl_send_int(pool->mother_fd, CTL_SPAWN, "slot", s->idx, &sv[1], 1);
+    close(sv[1]);
+    if (rc != 0) {
+        close(sv[0]);
+        return -1;
+    }
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    s->zctl = sv[0];
+    s->zygote_pid = 0;
+    return 0;
 }
 
 void slot_process(slot *s, const struct pollfd *fds, int n, int64_t now)
@@ -449,7 +467,7 @@ void slot_process(slot *s, const struct pollfd *fds, int n, int64_t now)
                 slot_drop_zygote(s, len == 0 ? "zygote exited" : strerror(errno));
                 return;
             }
-            take_zygote_msg(s, pool->msg + 4, (size_t)len, got, ngot);
+            take_zygote_msg(s, ctl_payload(pool->msg), (size_t)len, got, ngot);
             if (s->zctl < 0) return; /* the message cost the zygote its place */
         }
     }
@@ -478,6 +496,6 @@ void slot_process(slot *s, const struct pollfd *fds, int n, int64_t now)
         snprintf(why, sizeof why, "no ready child within %d ms", pool->cfg.spawn_timeout_ms);
         slot_drop_zygote(s, why);
     }
-    if (s->zctl < 0 && now >= s->respawn_at_ms && pool_request_zygote(pool, s) == 0)
+    if (s->zctl < 0 && now >= s->respawn_at_ms && request_zygote(pool, s) == 0)
         s->child_due_ms = now + pool->cfg.spawn_timeout_ms;
 }
