@@ -243,7 +243,9 @@ static void describe_exit(int status, char *buf, size_t cap)
 
 /* One "call" frame: the child's report of a call, plus the output the call
  * wrote, which is in the capture pipe by now (the child flushes before it
- * reports). */
+ * reports). Returns 0, -1 when packing failed, or 2 when the pool failed a
+ * call the child reported as returned (the result would pass its limit)
+ * and the child, waiting for its acknowledgement, must not go on. */
 static int take_call(slot *s, const msgpack_object *m)
 {
     rb_pool *pool = s->pool;
@@ -293,7 +295,9 @@ static int take_call(slot *s, const msgpack_object *m)
      * before it left. One that does not fit fails, and the job with it. */
     size_t used = s->calls.size;
     size_t budget = used < pool->cfg.max_result_bytes ? pool->cfg.max_result_bytes - used : 0;
-    if (cr.val_len + cr.args_len + cr.output_len + 256 > budget) s->call_failed = true;
+    bool too_large = cr.val_len + cr.args_len + cr.output_len + 256 > budget;
+    bool pool_failed = too_large && !s->call_failed;
+    if (too_large) s->call_failed = true;
     int rc = rb_call_result_pack(&cr, budget, &s->calls);
     s->ncalls++;
     capture_reset(&s->cap);
@@ -306,6 +310,9 @@ static int take_call(slot *s, const msgpack_object *m)
     free(etb);
     msgpack_sbuffer_destroy(&val);
     msgpack_sbuffer_destroy(&args);
+    /* The last call's "done" is on its way; before it, the child waits for
+     * an acknowledgement that will not come. */
+    if (rc == 0 && pool_failed && s->ncalls < s->job->ncalls) return 2;
     return rc;
 }
 
@@ -337,6 +344,10 @@ static int take_frame(slot *s, child *c, const char *frame, size_t len)
         s->pool->setup_error = strdup(why);
     } else if (type == CTL_CALL && is_run && s->ncalls < s->job->ncalls && !s->call_failed) {
         rc = take_call(s, &unp.data);
+        if (rc == 2) { /* the job ends here, with the call that did not fit */
+            finish(s, RB_STATUS_ERROR, NULL, NULL);
+            rc = 1;
+        }
     } else if (type == CTL_DONE && is_run &&
                (s->ncalls == s->job->ncalls || (s->call_failed && s->ncalls > 0))) {
         finish(s, s->call_failed ? RB_STATUS_ERROR : RB_STATUS_OK, NULL, NULL);

@@ -156,6 +156,31 @@ static void compile_files(const tr_state *st, const msgpack_object *files)
     }
 }
 
+static int try_child_dir(tr_state *st, const char *path, rb_err *err)
+{
+    if (st->cfg.native) return sandbox_make_tmpdir(&st->plan, path, err);
+    if (mkdir(path, 0700) != 0) return rb_err_set(err, "mkdir %s: %s", path, strerror(errno));
+    return 0;
+}
+
+/* A child's private directory; if the pool's base directory was removed,
+ * it is made again first (else every zygote would fail here, be replaced,
+ * and fail again, for as long as the pool runs). */
+static int make_child_dir(tr_state *st, const char *path, rb_err *err)
+{
+    if (try_child_dir(st, path, err) == 0) return 0;
+    rb_err again = {{0}};
+    int restored = tmpdir_restore_base(&again);
+    if (restored < 0) {
+        rb_err first = *err;
+        return rb_err_set(err, "%s; %s", first.msg, again.msg);
+    }
+    if (restored == 0) return -1;
+    tr_log("the pool's directory was removed; made it again");
+    *err = (rb_err){{0}};
+    return try_child_dir(st, path, err);
+}
+
 /* A child of this zygote and its private directory. */
 typedef struct zchild {
     pid_t pid; /* 0: none */
@@ -214,9 +239,8 @@ void zygote_run(tr_state *st, int slot, int zctl)
         if (spare.pid == 0 && free_claim(claimed) >= 0) {
             rb_err err = {{0}};
             tmpdir_path(spare.tmpdir, sizeof spare.tmpdir, getpid(), seq++);
-            if (st->cfg.native ? sandbox_make_tmpdir(&st->plan, spare.tmpdir, &err) != 0
-                               : mkdir(spare.tmpdir, 0700) != 0) {
-                tr_log("slot %d: %s", slot, err.msg[0] ? err.msg : strerror(errno));
+            if (make_child_dir(st, spare.tmpdir, &err) != 0) {
+                tr_log("slot %d: %s", slot, err.msg);
                 _exit(1);
             }
             if (caches_seed_job(&st->caches, spare.tmpdir, st->cfg.native && st->plan.switch_user,
