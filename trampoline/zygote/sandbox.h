@@ -65,6 +65,11 @@ int sandbox_apply(const sandbox_plan *plan, char *report, size_t cap, rb_err *er
 int sandbox_net_enter(rb_err *err); /* mother */
 int sandbox_rlimits_apply(const sandbox_plan *plan, rb_err *err);
 int sandbox_user_switch(const sandbox_plan *plan, rb_err *err);
+/* Zygote (see sandbox_user.c): no supplementary groups of root's; file
+ * access as the run-as user (as_user) or as root again. Nothing to do
+ * when the children do not switch user. */
+int sandbox_user_drop_groups(const sandbox_plan *plan, rb_err *err);
+void sandbox_user_fs(const sandbox_plan *plan, bool as_user);
 int sandbox_seccomp_build(bool deny_inet, sandbox_plan *plan, rb_err *err); /* mother */
 int sandbox_seccomp_apply(const sandbox_plan *plan, rb_err *err);
 

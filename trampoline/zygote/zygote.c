@@ -144,6 +144,8 @@ static bool may_raise_priority(void)
 static void compile_files(const tr_state *st, const msgpack_object *files)
 {
     if (!files || files->type != MSGPACK_OBJECT_ARRAY) return;
+    /* Only what the run-as user may read (sandbox_user.c says why). */
+    if (st->cfg.native) sandbox_user_fs(&st->plan, true);
     for (uint32_t i = 0; i < files->via.array.size; i++) {
         const msgpack_object *f = &files->via.array.ptr[i];
         char path[PATH_MAX];
@@ -154,6 +156,7 @@ static void compile_files(const tr_state *st, const msgpack_object *files)
             continue; /* too long, or a NUL inside */
         call_cache_file(path);
     }
+    if (st->cfg.native) sandbox_user_fs(&st->plan, false);
 }
 
 static int try_child_dir(tr_state *st, const char *path, rb_err *err)
@@ -217,6 +220,11 @@ void zygote_run(tr_state *st, int slot, int zctl)
     int sigfd = tr_sigchld_fd();
     if (sigfd < 0) {
         tr_log("signalfd: %s", strerror(errno));
+        _exit(1);
+    }
+    rb_err gerr = {{0}};
+    if (st->cfg.native && sandbox_user_drop_groups(&st->plan, &gerr) != 0) {
+        tr_log("%s", gerr.msg);
         _exit(1);
     }
 

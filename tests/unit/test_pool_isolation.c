@@ -1,0 +1,109 @@
+/* Jobs kept from what is not theirs, each case a job that tries (native
+ * mode, as root, the way users run it). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+static char *root;
+
+/* Reads its own memory for a marker, without the marker's text ever
+ * standing whole in the job's own code or objects: the regex holds it
+ * split, and compiled regexes keep literals as integers. Through
+ * /proc/self/mem, which answers EIO for what cannot be read (a process
+ * that switched user is not dumpable, and its /proc files are root's:
+ * being dumpable again is allowed to it). */
+static const char *const SCAN_PY =
+    "import ctypes, os, re\n"
+    "PATTERN = re.compile(rb'zq81-mark[e]r-7731')\n"
+    "def scan():\n"
+    "    ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE\n"
+    "    found = regions = 0\n"
+    "    with open('/proc/self/maps') as f:\n"
+    "        maps = f.read().splitlines()\n"
+    "    fd = os.open('/proc/self/mem', os.O_RDONLY)\n"
+    "    for line in maps:\n"
+    "        parts = line.split()\n"
+    "        lo, hi = (int(x, 16) for x in parts[0].split('-'))\n"
+    "        name = parts[5] if len(parts) > 5 else ''\n"
+    "        # Where the interpreter keeps objects: the heap and anonymous\n"
+    "        # mappings (arenas), not files and not a sanitizer's reserve.\n"
+    "        if not parts[1].startswith('rw') or name not in ('', '[heap]') or hi - lo > 1 << 28:\n"
+    "            continue\n"
+    "        regions += 1\n"
+    "        for at in range(lo, hi, 1 << 24):\n"
+    "            try:\n"
+    "                data = os.pread(fd, min(hi - at, (1 << 24) + 64), at)\n"
+    "            except OSError:\n"
+    "                continue\n"
+    "            found += bool(PATTERN.search(data))\n"
+    "    os.close(fd)\n"
+    "    return [found, regions]\n";
+
+static int setup(void **state)
+{
+    (void)state;
+    root = harness_code_root();
+    harness_write(root, "scan.py", SCAN_PY);
+    harness_write(root, "secret.py", "SECRET = 'zq81-marker-7731'\ndef f():\n    return SECRET\n");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/secret.py", root);
+    assert_int_equal(chmod(path, 0600), 0); /* root's only */
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    harness_rmtree(root);
+    free(root);
+    return 0;
+}
+
+/* A job names a root-only file: it gets PermissionError, and the zygote,
+ * which compiles the files jobs use for the children after them, must not
+ * have read it either: the next child on that slot finds nothing of it in
+ * its memory. */
+static void test_a_root_only_file_does_not_leak_through_the_compile_cache(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        fprintf(stderr, "cannot run here: needs root (the sandbox switches user as root)\n");
+        skip();
+    }
+    rb_pool *pool = harness_pool("native", 1, root, NULL);
+    msgpack_unpacked res;
+    for (int round = 0; round < 2; round++) {
+        assert_true(harness_run_json(
+            pool, "{\"v\":1,\"id\":\"s\",\"calls\":[{\"file\":\"secret.py\",\"fcn\":\"f\"}]}", &res,
+            20000));
+        assert_string_equal(harness_sget(&res.data, "status"), "error");
+        assert_string_equal(harness_sget(&res.data, "results.0.error.type"), "PermissionError");
+        msgpack_unpacked_destroy(&res);
+    }
+    assert_true(harness_run_json(
+        pool, "{\"v\":1,\"id\":\"m\",\"calls\":[{\"file\":\"scan.py\",\"fcn\":\"scan\"}]}", &res,
+        60000));
+    assert_string_equal(harness_sget(&res.data, "status"), "ok");
+    /* The scan read memory at all. */
+    assert_true(harness_get(&res.data, "results.0.val.1")->via.i64 > 3);
+    assert_int_equal(harness_get(&res.data, "results.0.val.0")->via.i64, 0);
+    msgpack_unpacked_destroy(&res);
+    rb_pool_free(pool);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_a_root_only_file_does_not_leak_through_the_compile_cache),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
