@@ -339,6 +339,12 @@ static int parse_argv(rb_worker_config *cfg, int argc, char **argv, FILE *out, o
         }
         if (apply_named(cfg, o, shown, val, err) < 0) return RB_CONFIG_ERROR;
         mark(og, (size_t)(o - opts), SRC_FLAG);
+        /* The value is copied: what ps shows of it need not say the password
+         * (argv's strings are this process's own memory; consumers fork
+         * after this). REBOUND_AMQP_URL in the environment is not shown at
+         * all (/proc/<pid>/environ is the owner's only). */
+        if (strcmp(o->flag, "amqp-url") == 0 || strcmp(o->flag, "redis-url") == 0)
+            rb_url_mask_password((char *)val);
     }
     return RB_CONFIG_RUN;
 }
