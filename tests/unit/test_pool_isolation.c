@@ -48,11 +48,24 @@ static const char *const SCAN_PY =
     "    os.close(fd)\n"
     "    return [found, regions]\n";
 
+/* SysV shared memory through ctypes: make a segment under a key, or look
+ * one up. */
+static const char *const SHM_PY = "import ctypes\n"
+                                  "libc = ctypes.CDLL(None, use_errno=True)\n"
+                                  "KEY = 0x7265626f\n"
+                                  "def make(size):\n"
+                                  "    shmid = libc.shmget(KEY, size, 0o1666)  # IPC_CREAT | 0666\n"
+                                  "    return [shmid, ctypes.get_errno()]\n"
+                                  "def find():\n"
+                                  "    shmid = libc.shmget(KEY, 0, 0o666)\n"
+                                  "    return [shmid, ctypes.get_errno()]\n";
+
 static int setup(void **state)
 {
     (void)state;
     root = harness_code_root();
     harness_write(root, "scan.py", SCAN_PY);
+    harness_write(root, "shm.py", SHM_PY);
     harness_write(root, "secret.py", "SECRET = 'zq81-marker-7731'\ndef f():\n    return SECRET\n");
     char path[1024];
     snprintf(path, sizeof path, "%s/secret.py", root);
@@ -100,10 +113,59 @@ static void test_a_root_only_file_does_not_leak_through_the_compile_cache(void *
     rb_pool_free(pool);
 }
 
+/* Whether the host's IPC namespace has a SysV segment with this key. */
+static bool host_has_shm_key(long key)
+{
+    FILE *f = fopen("/proc/sysvipc/shm", "r");
+    assert_non_null(f);
+    char line[512];
+    bool found = false;
+    while (fgets(line, sizeof line, f)) {
+        long k;
+        if (sscanf(line, " %ld", &k) == 1 && k == key) found = true;
+    }
+    fclose(f);
+    return found;
+}
+
+/* A job makes a 64 MiB SysV segment and leaves it: nothing of it is left
+ * on the host, and neither the next job on the slot nor one on the other
+ * slot finds it. */
+static void test_sysv_memory_dies_with_the_job(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        fprintf(stderr, "cannot run here: needs root (namespaces as the sandbox applies them)\n");
+        skip();
+    }
+    rb_pool *pool = harness_pool("native", 2, root, NULL);
+    assert_non_null(strstr(rb_pool_sandbox(pool), "ipcns"));
+    msgpack_unpacked res;
+    assert_true(harness_run_json(pool,
+                                 "{\"v\":1,\"id\":\"m\",\"calls\":[{\"file\":\"shm.py\","
+                                 "\"fcn\":\"make\",\"args\":[67108864]}]}",
+                                 &res, 20000));
+    assert_string_equal(harness_sget(&res.data, "status"), "ok");
+    assert_true(harness_get(&res.data, "results.0.val.0")->via.i64 >= 0); /* it was made */
+    msgpack_unpacked_destroy(&res);
+    assert_false(host_has_shm_key(0x7265626f));
+    for (int i = 0; i < 3; i++) { /* whichever slot the next ones land on */
+        assert_true(harness_run_json(
+            pool, "{\"v\":1,\"id\":\"f\",\"calls\":[{\"file\":\"shm.py\",\"fcn\":\"find\"}]}", &res,
+            20000));
+        assert_string_equal(harness_sget(&res.data, "status"), "ok");
+        assert_int_equal(harness_get(&res.data, "results.0.val.0")->via.i64, -1);
+        assert_int_equal(harness_get(&res.data, "results.0.val.1")->via.i64, 2); /* ENOENT */
+        msgpack_unpacked_destroy(&res);
+    }
+    rb_pool_free(pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_root_only_file_does_not_leak_through_the_compile_cache),
+        cmocka_unit_test(test_sysv_memory_dies_with_the_job),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

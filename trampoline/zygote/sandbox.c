@@ -79,6 +79,13 @@ int sandbox_apply(const sandbox_plan *plan, char *report, size_t cap, rb_err *er
         add(report, cap, "network-allowed");
     }
 
+    /* As root, before the switch of user takes the right to. */
+    if (sandbox_ipc_enter(&step) == 0) {
+        add(report, cap, "ipcns");
+    } else {
+        add(missing, sizeof missing, step.msg);
+    }
+
     if (sandbox_rlimits_apply(plan, &step) == 0) {
         add(report, cap, "rlimits");
     } else {

@@ -7,6 +7,8 @@
  *                      by the mother so children inherit it for free; a
  *                      seccomp rule on socket(AF_INET*) where the kernel
  *                      refuses the namespace
+ *   sandbox_ipc.c      a private IPC namespace per child: SysV IPC and POSIX
+ *                      message queues die with the job
  *   sandbox_rlimits.c  address space, CPU, file size, open files, core, procs
  *   sandbox_user.c     switch to the unprivileged --run-as user when root
  *   sandbox_seccomp.c  deny ptrace, mount, namespaces, bpf, keyctl, perf,
@@ -63,6 +65,7 @@ int sandbox_apply(const sandbox_plan *plan, char *report, size_t cap, rb_err *er
 /* The pieces, in the order sandbox_apply uses them. Each returns 0 or -1
  * with err saying which call failed and why. */
 int sandbox_net_enter(rb_err *err); /* mother */
+int sandbox_ipc_enter(rb_err *err);
 int sandbox_rlimits_apply(const sandbox_plan *plan, rb_err *err);
 int sandbox_user_switch(const sandbox_plan *plan, rb_err *err);
 /* Zygote (see sandbox_user.c): no supplementary groups of root's; file
