@@ -350,6 +350,7 @@ static rb_pool *start_pool(rb_consumer *c)
     pc.mem_limit_mb = cfg->mem_limit_mb;
     pc.allow_network = cfg->allow_network;
     pc.run_as = cfg->run_as;
+    pc.uid_base = (long)cfg->uid_base;
     pc.sandbox_best_effort = cfg->sandbox_best_effort;
     pc.log = pool_log_line;
     rb_err err = {{0}};

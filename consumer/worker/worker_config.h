@@ -83,6 +83,7 @@ typedef struct rb_worker_config {
     int amqp_heartbeat_s;
     int mem_limit_mb;
     char *run_as;
+    int64_t uid_base; /* 0: every slot runs as run_as */
     bool allow_network;
     bool sandbox_best_effort;
 } rb_worker_config;

@@ -58,7 +58,8 @@ int pool_start_mother(rb_pool *pool)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -1;
-    char fdarg[16], mem[16], maxres[32];
+    char fdarg[16], mem[16], maxres[32], uidbase[24];
+    snprintf(uidbase, sizeof uidbase, "%ld", pool->cfg.uid_base);
     snprintf(mem, sizeof mem, "%d", pool->cfg.mem_limit_mb);
     snprintf(maxres, sizeof maxres, "%zu", pool->cfg.max_result_bytes);
     char **env = trampoline_environment(!pool->cfg.no_huge_pages);
@@ -95,6 +96,10 @@ int pool_start_mother(rb_pool *pool)
         argv[a++] = maxres;
         if (pool->cfg.allow_network) argv[a++] = "--allow-network";
         if (pool->cfg.no_huge_pages) argv[a++] = "--no-huge-pages";
+        if (pool->cfg.uid_base > 0) {
+            argv[a++] = "--uid-base";
+            argv[a++] = uidbase;
+        }
         if (!pool->cfg.sandbox_best_effort) argv[a++] = "--strict";
         argv[a] = NULL;
         execve(pool->trampoline_path, (char *const *)argv, env);

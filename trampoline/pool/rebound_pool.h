@@ -46,6 +46,7 @@ typedef struct rb_pool_config {
     int mem_limit_mb;        /* address space the child may add; 0: no limit */
     bool allow_network;
     const char *run_as;       /* user children switch to when running as root */
+    long uid_base;            /* > 0: slot i runs as uid/gid uid_base + i instead */
     bool sandbox_best_effort; /* start even when a sandbox feature is missing */
     bool no_huge_pages;       /* Python's own arenas and plain malloc (arenas.c), for A/B */
     int spawn_timeout_ms;     /* a child not ready by then: replace the zygote */

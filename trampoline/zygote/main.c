@@ -40,6 +40,7 @@ static int parse_args(int argc, char **argv, tr_config *cfg)
                                          {"preload", required_argument, 0, 'p'},
                                          {"mem-limit-mb", required_argument, 0, 'M'},
                                          {"run-as", required_argument, 0, 'u'},
+                                         {"uid-base", required_argument, 0, 'U'},
                                          {"allow-network", no_argument, 0, 'n'},
                                          {"strict", no_argument, 0, 's'},
                                          {"max-result-bytes", required_argument, 0, 'R'},
@@ -72,6 +73,9 @@ static int parse_args(int argc, char **argv, tr_config *cfg)
             break;
         case 'M':
             cfg->sandbox.mem_limit_mb = (int)strtol(optarg, &end, 10);
+            break;
+        case 'U':
+            cfg->sandbox.uid_base = strtol(optarg, &end, 10);
             break;
         case 'u':
             cfg->sandbox.run_as = optarg;

@@ -95,7 +95,10 @@ int sandbox_apply(const sandbox_plan *plan, char *report, size_t cap, rb_err *er
     if (plan->switch_user) {
         if (sandbox_user_switch(plan, &step) == 0) {
             char who[64];
-            snprintf(who, sizeof who, "user=%s", plan->cfg.run_as);
+            if (plan->cfg.uid_base > 0)
+                snprintf(who, sizeof who, "user=uid-per-slot");
+            else
+                snprintf(who, sizeof who, "user=%s", plan->cfg.run_as);
             add(report, cap, who);
         } else {
             add(missing, sizeof missing, step.msg);

@@ -29,6 +29,7 @@ typedef struct sandbox_config {
     int mem_limit_mb; /* address space a child may add to what it inherits */
     bool allow_network;
     const char *run_as; /* user to switch to when running as root */
+    long uid_base;      /* > 0: slot i's children run as uid and gid uid_base + i */
     bool strict;        /* a feature that cannot be applied fails the child */
 } sandbox_config;
 
@@ -73,6 +74,9 @@ int sandbox_user_switch(const sandbox_plan *plan, rb_err *err);
  * when the children do not switch user. */
 int sandbox_user_drop_groups(const sandbox_plan *plan, rb_err *err);
 void sandbox_user_fs(const sandbox_plan *plan, bool as_user);
+/* Zygote of slot, at its start: with a uid base, its children's uid and
+ * gid are the slot's own (sandbox_user.c). */
+void sandbox_user_for_slot(sandbox_plan *plan, int slot);
 int sandbox_seccomp_build(bool deny_inet, sandbox_plan *plan, rb_err *err); /* mother */
 int sandbox_seccomp_apply(const sandbox_plan *plan, rb_err *err);
 

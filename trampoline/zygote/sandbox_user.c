@@ -43,3 +43,17 @@ void sandbox_user_fs(const sandbox_plan *plan, bool as_user)
         setfsgid(0);
     }
 }
+
+/*
+ * A uid per slot (like isolate's uid per box): with one user for all slots,
+ * a job could signal, prlimit, re-schedule or read the files of the jobs of
+ * the other slots, which ran as the same user, and the per-user process
+ * limit of one slot's fork bomb was every slot's. The ids need no entry in
+ * /etc/passwd; jobs find their home in HOME.
+ */
+void sandbox_user_for_slot(sandbox_plan *plan, int slot)
+{
+    if (!plan->switch_user || plan->cfg.uid_base <= 0) return;
+    plan->uid = (uid_t)(plan->cfg.uid_base + slot);
+    plan->gid = (gid_t)(plan->cfg.uid_base + slot);
+}

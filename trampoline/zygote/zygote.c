@@ -223,6 +223,7 @@ void zygote_run(tr_state *st, int slot, int zctl)
         _exit(1);
     }
     rb_err gerr = {{0}};
+    if (st->cfg.native) sandbox_user_for_slot(&st->plan, slot);
     if (st->cfg.native && sandbox_user_drop_groups(&st->plan, &gerr) != 0) {
         tr_log("%s", gerr.msg);
         _exit(1);
