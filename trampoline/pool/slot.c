@@ -475,7 +475,10 @@ void slot_process(slot *s, const struct pollfd *fds, int n, int64_t now)
             ssize_t len = ctl_recv(s->zctl, pool->msg, sizeof pool->msg, got, &ngot);
             if (len < 0 && errno == EAGAIN) break;
             if (len <= 0) {
-                slot_drop_zygote(s, len == 0 ? "zygote exited" : strerror(errno));
+                /* A zygote that died with our message unread resets the
+                 * socket: that is its exit too, not a fault of the socket. */
+                bool exited = len == 0 || errno == ECONNRESET;
+                slot_drop_zygote(s, exited ? "zygote exited" : strerror(errno));
                 return;
             }
             take_zygote_msg(s, ctl_payload(pool->msg), (size_t)len, got, ngot);

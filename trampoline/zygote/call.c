@@ -138,7 +138,7 @@ static PyObject *compile_text(const char *text, Py_ssize_t len, const char *file
  * the inherited code only if the bytes are the ones it was compiled from:
  * a file edited in place, however quickly, is compiled afresh.
  */
-#define CACHE_SLOTS 64
+#define CACHE_SLOTS 64 /* the jobs' files; the warm-up's has a slot of its own */
 #define CACHE_MAX_FILE (256 << 10) /* larger files are compiled by each child */
 
 typedef struct cached_code {
@@ -147,12 +147,12 @@ typedef struct cached_code {
     PyObject *code;
 } cached_code;
 
-static cached_code cache[CACHE_SLOTS];
+static cached_code cache[CACHE_SLOTS + 1]; /* [CACHE_SLOTS]: the warm-up's, never evicted */
 static unsigned cache_next; /* the slot to reuse when all are taken */
 
 static cached_code *cache_find(const char *path)
 {
-    for (int i = 0; i < CACHE_SLOTS; i++)
+    for (int i = 0; i <= CACHE_SLOTS; i++)
         if (cache[i].path && strcmp(cache[i].path, path) == 0) return &cache[i];
     return NULL;
 }
@@ -168,7 +168,7 @@ static PyObject *compile_bytes(PyObject *text, const char *path)
     return compile_text(PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text), path, false);
 }
 
-void call_cache_file(const char *path)
+static void cache_into(const char *path, bool pinned)
 {
     struct stat sb;
     int fd = open_source(path, O_NONBLOCK, &sb); /* the zygote must never wait */
@@ -192,11 +192,21 @@ void call_cache_file(const char *path)
         PyErr_Clear();
         return;
     }
-    if (!c) c = &cache[cache_next++ % CACHE_SLOTS];
+    if (!c) c = pinned ? &cache[CACHE_SLOTS] : &cache[cache_next++ % CACHE_SLOTS];
     free(c->path);
     Py_XDECREF(c->text);
     Py_XDECREF(c->code);
     *c = (cached_code){.path = copy, .text = text, .code = code};
+}
+
+void call_cache_file(const char *path)
+{
+    cache_into(path, false);
+}
+
+void call_cache_warm_file(const char *path)
+{
+    cache_into(path, true);
 }
 
 /* The code of a module's file: the zygote's if the file still holds the

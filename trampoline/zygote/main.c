@@ -200,7 +200,11 @@ int main(int argc, char **argv)
     /* Die with the pool, whatever killed it (the pool checked, before the
      * exec, that it was still there). */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* As python3 does: a write past the file-size limit or to a closed pipe
+     * is an OSError for the job (EFBIG, EPIPE), not a death by signal.
+     * Children inherit this; subprocess restores both in what it runs. */
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
     /* glibc reserves 64 MB of address space per malloc arena, one arena per
      * thread: under a job's address-space limit, a few threads would use it
      * all up. Two arenas serve threads as well. */
@@ -249,7 +253,7 @@ int main(int argc, char **argv)
     }
     /* The warm-up's module comes compiled, as a job's repeated file does:
      * what the warm-up readies is the path of such a job. */
-    call_cache_file(st.warm_file);
+    call_cache_warm_file(st.warm_file);
     if (st.cfg.native) sandbox_prepare(&st.cfg.sandbox, &st.plan);
     /* Anything the preload printed must not reach every child's output. */
     runner_flush();

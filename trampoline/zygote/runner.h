@@ -75,6 +75,9 @@ PyObject *call_run(const char *module_path, const char *source, size_t source_le
  * children load it without reading or compiling it. Never fails:
  * a file that cannot be compiled is left to the children. */
 void call_cache_file(const char *path);
+/* The warm-up's file, in a place of its own: the jobs' 64 never evict it
+ * (every child's warm-up would compile it again). */
+void call_cache_warm_file(const char *path);
 
 /* Take the job's modules out of sys.modules and forget them (after the
  * warm-up, so that the job finds nothing of it). */

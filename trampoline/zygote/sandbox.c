@@ -38,8 +38,8 @@ void sandbox_prepare(const sandbox_config *cfg, sandbox_plan *plan)
             plan->uid = pw->pw_uid;
             plan->gid = pw->pw_gid;
         } else {
-            snprintf(plan->user_error, sizeof plan->user_error, "%s",
-                     pw ? "run-as user is root" : "run-as user does not exist");
+            snprintf(plan->user_error, sizeof plan->user_error, "run-as user %s %s", cfg->run_as,
+                     pw ? "is root" : "does not exist");
         }
     }
     /* Without a network namespace the filter also refuses inet sockets. */

@@ -207,6 +207,33 @@ static void end_child(zchild *c)
     tmpdir_remove(c->tmpdir);
 }
 
+/* Read what the pool sent: "taken" moves the spare to the claimed children
+ * and compiles the job's files. The pool gone: end everything and exit. */
+static void take_messages(const tr_state *st, int zctl, zchild *spare, zchild *claimed)
+{
+    static char buf[CTL_MAX_MSG];
+    ssize_t n;
+    while ((n = ctl_recv(zctl, buf, sizeof buf, NULL, NULL)) > 0) {
+        msgpack_unpacked unp;
+        ctl_type type;
+        if (ctl_parse(ctl_payload(buf), (size_t)n, &unp, &type) == 0 && type == CTL_TAKEN &&
+            spare->pid > 0 && ctl_get_int(&unp.data, "pid", 0) == spare->pid) {
+            claimed[free_claim(claimed)] = *spare;
+            spare->pid = 0;
+            /* Before the next spare is forked: it inherits them. */
+            compile_files(st, rb_map_get(&unp.data, "files"));
+        }
+        msgpack_unpacked_destroy(&unp);
+    }
+    if (n == 0 || (n < 0 && errno != EAGAIN)) {
+        /* The pool is gone (or replacing us): take the children along. */
+        end_child(spare);
+        for (int i = 0; i < MAX_CLAIMED; i++)
+            end_child(&claimed[i]);
+        _exit(0);
+    }
+}
+
 void zygote_run(tr_state *st, int slot, int zctl)
 {
     tr_role = "zygote";
@@ -272,29 +299,7 @@ void zygote_run(tr_state *st, int slot, int zctl)
         struct pollfd pfd[2] = {{zctl, POLLIN, 0}, {sigfd, POLLIN, 0}};
         if (poll(pfd, 2, -1) < 0 && errno != EINTR) _exit(1);
 
-        if (pfd[0].revents) {
-            static char buf[CTL_MAX_MSG];
-            ssize_t n;
-            while ((n = ctl_recv(zctl, buf, sizeof buf, NULL, NULL)) > 0) {
-                msgpack_unpacked unp;
-                ctl_type type;
-                if (ctl_parse(ctl_payload(buf), (size_t)n, &unp, &type) == 0 && type == CTL_TAKEN &&
-                    spare.pid > 0 && ctl_get_int(&unp.data, "pid", 0) == spare.pid) {
-                    claimed[free_claim(claimed)] = spare;
-                    spare.pid = 0;
-                    /* Before the next spare is forked: it inherits them. */
-                    compile_files(st, rb_map_get(&unp.data, "files"));
-                }
-                msgpack_unpacked_destroy(&unp);
-            }
-            if (n == 0 || (n < 0 && errno != EAGAIN)) {
-                /* The pool is gone (or replacing us): take the children along. */
-                end_child(&spare);
-                for (int i = 0; i < MAX_CLAIMED; i++)
-                    end_child(&claimed[i]);
-                _exit(0);
-            }
-        }
+        if (pfd[0].revents) take_messages(st, zctl, &spare, claimed);
         if (pfd[1].revents) {
             struct signalfd_siginfo si;
             while (read(sigfd, &si, sizeof si) > 0) {
@@ -302,6 +307,10 @@ void zygote_run(tr_state *st, int slot, int zctl)
             int status;
             pid_t pid;
             while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+                /* A spare that took a job and ended before we read the pool's
+                 * "taken" (sent before the job was written, so it is queued
+                 * by now) is a claimed child, not an idle one that died. */
+                if (pid == spare.pid) take_messages(st, zctl, &spare, claimed);
                 zchild *c = pid == spare.pid ? &spare : NULL;
                 for (int i = 0; !c && i < MAX_CLAIMED; i++)
                     if (claimed[i].pid == pid) c = &claimed[i];
