@@ -316,6 +316,15 @@ static int take_call(slot *s, const msgpack_object *m)
     return rc;
 }
 
+/* text, cut to fit out, with every byte that is not printable ASCII as '?'. */
+static void printable(const char *text, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; text[n] && n + 1 < cap; n++)
+        out[n] = (text[n] >= 0x20 && text[n] < 0x7f && text[n] != '"') ? text[n] : '?';
+    out[n] = '\0';
+}
+
 /* A frame child c wrote on its result pipe. Returns 1 when the job ended,
  * -1 when the child broke the protocol, 0 otherwise. */
 static int take_frame(slot *s, child *c, const char *frame, size_t len)
@@ -336,10 +345,14 @@ static int take_frame(slot *s, child *c, const char *frame, size_t len)
         capture cap;
         capture_init(&cap, 0);
         if (c->capture_fd >= 0 && capture_drain(&cap, c->capture_fd) == 0) close_fd(&c->capture_fd);
-    } else if (type == CTL_SETUP_FAILED) {
-        char why[512];
+    } else if (type == CTL_SETUP_FAILED && c == &s->next && !c->ready) {
+        /* Only a child still setting itself up may say so; from a child
+         * that runs a job, user code could have written it. The text is
+         * still shown quoted and printable only. */
+        char why[512], shown[256];
         ctl_get_str(&unp.data, "err", why, sizeof why);
-        pool_log(s->pool, "slot %d: child could not start: %s", s->idx, why);
+        printable(why, shown, sizeof shown);
+        pool_log(s->pool, "slot %d: child could not start: \"%s\"", s->idx, shown);
         free(s->pool->setup_error);
         s->pool->setup_error = strdup(why);
     } else if (type == CTL_CALL && is_run && s->ncalls < s->job->ncalls && !s->call_failed) {
