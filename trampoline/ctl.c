@@ -21,6 +21,7 @@ static const char *const type_names[] = {
     [CTL_SETUP_FAILED] = "setup_failed",
     [CTL_CALL] = "call",
     [CTL_DONE] = "done",
+    [CTL_REFUSED] = "refused",
 };
 
 const char *ctl_type_name(ctl_type t)

@@ -18,6 +18,8 @@
  *   child -> pool    (on its result pipe, as stream frames)
  *                    ready {pid, sandbox} | setup_failed {err}
  *                    call {present, val, args?, error?, ms} ... done {}
+ *                    refused {err}   the job's state could not be set right
+ *                                    (sandbox_spare.c): it did not run
  */
 #ifndef REBOUND_CTL_H
 #define REBOUND_CTL_H
@@ -44,6 +46,7 @@ typedef enum ctl_type {
     CTL_SETUP_FAILED,
     CTL_CALL,
     CTL_DONE,
+    CTL_REFUSED,
 } ctl_type;
 
 /* The wire name of t ("spawn", ...). */

@@ -60,10 +60,59 @@ static const char *const SHM_PY = "import ctypes\n"
                                   "    shmid = libc.shmget(KEY, 0, 0o666)\n"
                                   "    return [shmid, ctypes.get_errno()]\n";
 
+/* A job goes for the spare that waits to take the slot's next job (it runs
+ * as the same user): lowers its limits, makes it SCHED_IDLE, pins it to one
+ * CPU, gives it the idle I/O class. The next job reports what it got. */
+static const char *const SPARE_PY =
+    "import ctypes, os, time\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "class rlimit(ctypes.Structure):\n"
+    "    _fields_ = [('cur', ctypes.c_ulong), ('max', ctypes.c_ulong)]\n"
+    "def spare():\n"
+    "    # The newest child of the slot's user but this one: forked after this\n"
+    "    # one was taken (older ones may still be ending).\n"
+    "    me = os.getpid()\n"
+    "    deadline = time.monotonic() + 20\n"
+    "    while time.monotonic() < deadline:\n"
+    "        found = []\n"
+    "        for p in os.listdir('/proc'):\n"
+    "            if not p.isdigit() or int(p) <= me:\n"
+    "                continue\n"
+    "            try:\n"
+    "                with open('/proc/%s/comm' % p) as f:\n"
+    "                    comm = f.read().strip()\n"
+    "                if comm == 'rebound-child' and os.stat('/proc/' + p).st_uid == os.getuid():\n"
+    "                    found.append(int(p))\n"
+    "            except OSError:\n"
+    "                pass\n"
+    "        if found:\n"
+    "            return max(found)\n"
+    "        time.sleep(0.01)\n"
+    "    return 0\n"
+    "def attack(hard):\n"
+    "    pid = spare()\n"
+    "    done = []\n"
+    "    os.sched_setaffinity(pid, {min(os.sched_getaffinity(0))})\n"
+    "    done.append('affinity')\n"
+    "    if libc.syscall(251, 1, pid, 3 << 13) == 0:  # ioprio_set(WHO_PROCESS, pid, IDLE)\n"
+    "        done.append('ioprio')\n"
+    "    if hard:  # what the spare cannot undo without privileges\n"
+    "        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))\n"
+    "        done.append('idle')\n"
+    "        low = rlimit(16, 16)\n"
+    "        if libc.prlimit(pid, 7, ctypes.byref(low), None) == 0:  # RLIMIT_NOFILE\n"
+    "            done.append('nofile')\n"
+    "    return [pid, done]\n"
+    "def state():\n"
+    "    import resource\n"
+    "    return [resource.getrlimit(resource.RLIMIT_NOFILE)[0], len(os.sched_getaffinity(0)),\n"
+    "            os.sched_getscheduler(0) == os.SCHED_OTHER, libc.syscall(252, 1, 0) >> 13]\n";
+
 static int setup(void **state)
 {
     (void)state;
     root = harness_code_root();
+    harness_write(root, "spare.py", SPARE_PY);
     harness_write(root, "scan.py", SCAN_PY);
     harness_write(root, "shm.py", SHM_PY);
     harness_write(root, "secret.py", "SECRET = 'zq81-marker-7731'\ndef f():\n    return SECRET\n");
@@ -161,11 +210,59 @@ static void test_sysv_memory_dies_with_the_job(void **state)
     rb_pool_free(pool);
 }
 
+static void test_the_next_job_gets_a_spare_as_the_sandbox_made_it(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        fprintf(stderr, "cannot run here: needs root (the sandbox switches user as root)\n");
+        skip();
+    }
+    rb_pool *pool = harness_pool("native", 1, root, NULL);
+    msgpack_unpacked res;
+    assert_true(harness_run_json(pool,
+                                 "{\"v\":1,\"id\":\"s\",\"calls\":[{\"file\":\"spare.py\","
+                                 "\"fcn\":\"state\"}]}",
+                                 &res, 20000));
+    assert_string_equal(harness_sget(&res.data, "status"), "ok");
+    long long cpus = harness_get(&res.data, "results.0.val.1")->via.i64;
+    msgpack_unpacked_destroy(&res);
+
+    /* First its CPUs and I/O class, which the spare sets back itself; then
+     * SCHED_IDLE and a lowered hard limit, which it cannot undo without
+     * privileges: it refuses, and the job goes to the next spare. */
+    for (int hard = 0; hard < 2; hard++) {
+        char job[256];
+        snprintf(job, sizeof job,
+                 "{\"v\":1,\"id\":\"a\",\"calls\":[{\"file\":\"spare.py\","
+                 "\"fcn\":\"attack\",\"args\":[%s]}]}",
+                 hard ? "true" : "false");
+        assert_true(harness_run_json(pool, job, &res, 30000));
+        assert_string_equal(harness_sget(&res.data, "status"), "ok");
+        assert_true(harness_get(&res.data, "results.0.val.0")->via.i64 > 0); /* found the spare */
+        /* Every change went through: the spare was really tampered with. */
+        assert_int_equal(harness_get(&res.data, "results.0.val.1")->via.array.size, 2 + 2 * hard);
+        msgpack_unpacked_destroy(&res);
+
+        assert_true(harness_run_json(pool,
+                                     "{\"v\":1,\"id\":\"n\",\"calls\":[{\"file\":\"spare.py\","
+                                     "\"fcn\":\"state\"}]}",
+                                     &res, 20000));
+        assert_string_equal(harness_sget(&res.data, "status"), "ok");
+        assert_int_equal(harness_get(&res.data, "results.0.val.0")->via.i64, 256);
+        assert_int_equal(harness_get(&res.data, "results.0.val.1")->via.i64, cpus);
+        assert_true(harness_get(&res.data, "results.0.val.2")->via.boolean);
+        assert_int_not_equal(harness_get(&res.data, "results.0.val.3")->via.i64, 3); /* not idle */
+        msgpack_unpacked_destroy(&res);
+    }
+    rb_pool_free(pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_root_only_file_does_not_leak_through_the_compile_cache),
         cmocka_unit_test(test_sysv_memory_dies_with_the_job),
+        cmocka_unit_test(test_the_next_job_gets_a_spare_as_the_sandbox_made_it),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

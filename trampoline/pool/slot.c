@@ -355,6 +355,20 @@ static int take_frame(slot *s, child *c, const char *frame, size_t len)
         pool_log(s->pool, "slot %d: child could not start: \"%s\"", s->idx, shown);
         free(s->pool->setup_error);
         s->pool->setup_error = strdup(why);
+    } else if (type == CTL_REFUSED && is_run && s->ncalls == 0) {
+        /* The child could not set its state right before the job ran
+         * (sandbox_spare.c): the job goes to the next child, once. A job
+         * that forges this only runs again, once (requeue() counts). */
+        char why[512], shown[256];
+        ctl_get_str(&unp.data, "err", why, sizeof why);
+        printable(why, shown, sizeof shown);
+        pool_log(s->pool, "slot %d: a child refused its job: \"%s\"", s->idx, shown);
+        child_kill(&s->run);
+        if (requeue(s))
+            child_close(&s->run);
+        else
+            finish(s, RB_STATUS_CRASHED, "Crashed", "the job's process could not be prepared");
+        rc = 1;
     } else if (type == CTL_CALL && is_run && s->ncalls < s->job->ncalls && !s->call_failed) {
         rc = take_call(s, &unp.data);
         if (rc == 2) { /* the job ends here, with the call that did not fit */

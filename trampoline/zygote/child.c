@@ -328,6 +328,11 @@ void child_run(tr_state *st, int job_fd, int res_fd, int capture_fd, const char 
     send_simple(CTL_READY, "sandbox", report, (long long)getpid());
 
     long long timeout_ms = read_settings(job_fd);
+    /* Before anything of the job runs (sandbox_spare.c says why). */
+    if (st->cfg.native && sandbox_spare_reset(&st->plan, &err) != 0) {
+        send_simple(CTL_REFUSED, "err", err.msg, 0);
+        _exit(73);
+    }
     void *body = NULL;
     size_t len = 0;
     if (rb_frame_read(job_fd, RB_FRAME_MAX, &body, &len) != 1) _exit(72);

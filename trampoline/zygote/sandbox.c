@@ -47,6 +47,7 @@ void sandbox_prepare(const sandbox_config *cfg, sandbox_plan *plan)
     rb_err err = {{0}};
     if (sandbox_seccomp_build(plan->bpf_denies_inet, plan, &err) != 0)
         snprintf(plan->seccomp_error, sizeof plan->seccomp_error, "%s", err.msg);
+    sandbox_spare_prepare(plan);
     /* Measured after the preload (the caller's order): what children inherit. */
     plan->base_vsz_kb = own_vsz_kb();
 }

@@ -11,6 +11,8 @@
  *                      message queues die with the job
  *   sandbox_rlimits.c  address space, CPU, file size, open files, core, procs
  *   sandbox_user.c     switch to the unprivileged --run-as user when root
+ *   sandbox_spare.c    a spare's limits and scheduling set back as it takes
+ *                      a job (the job before it ran as the same user)
  *   sandbox_seccomp.c  deny ptrace, mount, namespaces, bpf, keyctl, perf,
  *                      io_uring, modules, reboot, and leaving the process group
  *   sandbox.c          the order they are applied in, and the report
@@ -18,6 +20,7 @@
 #ifndef REBOUND_SANDBOX_H
 #define REBOUND_SANDBOX_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <linux/filter.h>
@@ -47,6 +50,8 @@ typedef struct sandbox_plan {
     unsigned short bpf_len;
     bool bpf_denies_inet;
     char seccomp_error[512];
+    cpu_set_t cpus; /* the mother's CPUs: every child gets them back */
+    bool have_cpus;
 } sandbox_plan;
 
 /* Mother, once, before any fork: enter the network namespace, look up the
@@ -79,6 +84,13 @@ void sandbox_user_fs(const sandbox_plan *plan, bool as_user);
 void sandbox_user_for_slot(sandbox_plan *plan, int slot);
 int sandbox_seccomp_build(bool deny_inet, sandbox_plan *plan, rb_err *err); /* mother */
 int sandbox_seccomp_apply(const sandbox_plan *plan, rb_err *err);
+
+/* sandbox_spare.c: the mother records what a spare must be set back to;
+ * a child that takes a job sets its limits, scheduling policy, CPUs and
+ * I/O priority back to them (another job of its user may have changed
+ * them). Returns 0, or -1 with err: the child must not run the job. */
+void sandbox_spare_prepare(sandbox_plan *plan);
+int sandbox_spare_reset(const sandbox_plan *plan, rb_err *err);
 
 /* Lower RLIMIT_CPU once the job's wall limit is known. */
 void sandbox_limit_cpu(long long timeout_ms, long cpus);
