@@ -8,15 +8,36 @@
 
 #include "rebound_proto.h"
 
+static const char *const type_names[] = {
+    [CTL_UNKNOWN] = "?",
+    [CTL_SPAWN] = "spawn",
+    [CTL_HELLO] = "hello",
+    [CTL_SPAWNED] = "spawned",
+    [CTL_SPAWN_FAILED] = "spawn_failed",
+    [CTL_TAKEN] = "taken",
+    [CTL_CHILD] = "child",
+    [CTL_EXIT] = "exit",
+    [CTL_READY] = "ready",
+    [CTL_SETUP_FAILED] = "setup_failed",
+    [CTL_CALL] = "call",
+    [CTL_DONE] = "done",
+    [CTL_REFUSED] = "refused",
+};
+
+const char *ctl_type_name(ctl_type t)
+{
+    return (size_t)t < sizeof type_names / sizeof type_names[0] ? type_names[t] : "?";
+}
+
 int ctl_send(int sock, const void *buf, size_t len, const int *fds, int nfds)
 {
-    if (len > CTL_MAX_MSG - 4 || nfds < 0 || nfds > CTL_MAX_FDS) {
+    if (len > CTL_MAX_MSG - CTL_HEADER || nfds < 0 || nfds > CTL_MAX_FDS) {
         errno = EMSGSIZE;
         return -1;
     }
     unsigned char hdr[4];
     rb_frame_len_encode(hdr, (uint32_t)len);
-    struct iovec iov[2] = {{hdr, 4}, {(void *)buf, len}};
+    struct iovec iov[2] = {{hdr, CTL_HEADER}, {(void *)buf, len}};
     union {
         struct cmsghdr align;
         char buf[CMSG_SPACE(sizeof(int) * CTL_MAX_FDS)];
@@ -45,16 +66,16 @@ int ctl_send_sbuf(int sock, const msgpack_sbuffer *sbuf, const int *fds, int nfd
     return ctl_send(sock, sbuf->data, sbuf->size, fds, nfds);
 }
 
-void ctl_msg_init(msgpack_sbuffer *sb, msgpack_packer *pk, const char *type, int nfields)
+void ctl_msg_init(msgpack_sbuffer *sb, msgpack_packer *pk, ctl_type type, int nfields)
 {
     msgpack_sbuffer_init(sb);
     msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
     msgpack_pack_map(pk, (size_t)nfields + 1);
     rb_pack_key(pk, "t");
-    rb_pack_cstr(pk, type);
+    rb_pack_cstr(pk, ctl_type_name(type));
 }
 
-int ctl_send_int(int sock, const char *type, const char *key, long long value, const int *fds,
+int ctl_send_int(int sock, ctl_type type, const char *key, long long value, const int *fds,
                  int nfds)
 {
     msgpack_sbuffer sb;
@@ -111,7 +132,7 @@ ssize_t ctl_recv(int sock, void *buf, size_t cap, int *fds, int *nfds)
     return (ssize_t)len;
 }
 
-int ctl_parse(const char *payload, size_t len, msgpack_unpacked *unp, char *type, size_t cap)
+int ctl_parse(const char *payload, size_t len, msgpack_unpacked *unp, ctl_type *type)
 {
     msgpack_unpacked_init(unp);
     /* Control messages come from our own processes, but a child's frames
@@ -122,9 +143,12 @@ int ctl_parse(const char *payload, size_t len, msgpack_unpacked *unp, char *type
     if (msgpack_unpack_next(unp, payload, len, &off) != MSGPACK_UNPACK_SUCCESS) return -1;
     if (unp->data.type != MSGPACK_OBJECT_MAP) return -1;
     const msgpack_object *t = rb_map_get(&unp->data, "t");
-    if (!t || t->type != MSGPACK_OBJECT_STR || t->via.str.size >= cap) return -1;
-    memcpy(type, t->via.str.ptr, t->via.str.size);
-    type[t->via.str.size] = '\0';
+    if (!t || t->type != MSGPACK_OBJECT_STR) return -1;
+    *type = CTL_UNKNOWN;
+    for (size_t i = 1; i < sizeof type_names / sizeof type_names[0]; i++)
+        if (strlen(type_names[i]) == t->via.str.size &&
+            memcmp(type_names[i], t->via.str.ptr, t->via.str.size) == 0)
+            *type = (ctl_type)i;
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /*
  * ctl.h - control messages between the pool, the mother, the zygotes and
- * their children (private to trampoline/).
+ * their children: the one piece trampoline/pool/ and trampoline/zygote/
+ * share (built once, as rebound_ctl).
  *
  * Control channels are AF_UNIX SOCK_SEQPACKET sockets: one message is one
  * packet, so a message and the descriptors passed with it (SCM_RIGHTS)
@@ -17,6 +18,8 @@
  *   child -> pool    (on its result pipe, as stream frames)
  *                    ready {pid, sandbox} | setup_failed {err}
  *                    call {present, val, args?, error?, ms} ... done {}
+ *                    refused {err}   the job's state could not be set right
+ *                                    (sandbox_spare.c): it did not run
  */
 #ifndef REBOUND_CTL_H
 #define REBOUND_CTL_H
@@ -27,6 +30,33 @@
 
 #define CTL_MAX_MSG 65536
 #define CTL_MAX_FDS 4
+#define CTL_HEADER 4 /* the frame's length prefix */
+
+/* The messages, by their "t" (the wire carries the names above). */
+typedef enum ctl_type {
+    CTL_UNKNOWN = 0, /* a name not listed here */
+    CTL_SPAWN,
+    CTL_HELLO,
+    CTL_SPAWNED,
+    CTL_SPAWN_FAILED,
+    CTL_TAKEN,
+    CTL_CHILD,
+    CTL_EXIT,
+    CTL_READY,
+    CTL_SETUP_FAILED,
+    CTL_CALL,
+    CTL_DONE,
+    CTL_REFUSED,
+} ctl_type;
+
+/* The wire name of t ("spawn", ...). */
+const char *ctl_type_name(ctl_type t);
+
+/* Where a received message's payload starts in the buffer ctl_recv filled. */
+static inline const char *ctl_payload(const void *buf)
+{
+    return (const char *)buf + CTL_HEADER;
+}
 
 /* Send one message (frame of buf/len) with nfds descriptors. Returns 0 or
  * -1 with errno. Blocks only while the socket buffer is full. */
@@ -35,11 +65,11 @@ int ctl_send(int sock, const void *buf, size_t len, const int *fds, int nfds);
 /* Start a message in sb: a map of nfields + 1 entries whose first is
  * t: type; the caller packs the other nfields key/value pairs with pk. The
  * caller destroys sb. */
-void ctl_msg_init(msgpack_sbuffer *sb, msgpack_packer *pk, const char *type, int nfields);
+void ctl_msg_init(msgpack_sbuffer *sb, msgpack_packer *pk, ctl_type type, int nfields);
 
 /* Send {t: type, key: value} with nfds descriptors: the common small
  * message. Same return as ctl_send. */
-int ctl_send_int(int sock, const char *type, const char *key, long long value, const int *fds,
+int ctl_send_int(int sock, ctl_type type, const char *key, long long value, const int *fds,
                  int nfds);
 
 /* Send the packed contents of sbuf. */
@@ -50,14 +80,14 @@ int ctl_send_sbuf(int sock, const msgpack_sbuffer *sbuf, const int *fds, int nfd
  * (without the length prefix), 0 on EOF, -1 with errno (EAGAIN when none
  * is waiting, EBADMSG for a malformed packet). Received descriptors are
  * stored in fds (*nfds set, at most CTL_MAX_FDS, close-on-exec); the caller
- * owns them. The payload starts at buf + 4.
+ * owns them. The payload starts at ctl_payload(buf).
  */
 ssize_t ctl_recv(int sock, void *buf, size_t cap, int *fds, int *nfds);
 
 /* Parse a payload as a msgpack map into *unp (caller destroys it) and
- * return the "t" value as a NUL-terminated string in type (cap bytes).
+ * set *type from its "t" (CTL_UNKNOWN for a name not in ctl_type).
  * Returns 0, or -1 when the payload is not a map with a str "t". */
-int ctl_parse(const char *payload, size_t len, msgpack_unpacked *unp, char *type, size_t cap);
+int ctl_parse(const char *payload, size_t len, msgpack_unpacked *unp, ctl_type *type);
 
 /* Integer field of a map, or def when absent or not an integer. */
 long long ctl_get_int(const msgpack_object *map, const char *key, long long def);

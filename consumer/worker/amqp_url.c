@@ -54,24 +54,36 @@ int rb_amqp_url_parse(const char *url, rb_amqp_url *out, rb_err *err)
     return rc;
 }
 
-void rb_amqp_url_redact(const char *url, char *out, size_t cap)
+/* The password of a URL's userinfo: *colon is the ':' before it, *at the
+ * '@' after it. False when the URL has none. */
+static bool find_password(const char *url, const char **colon, const char **at)
 {
-    if (cap == 0) return;
     const char *scheme_end = strstr(url, "://");
     const char *auth = scheme_end ? scheme_end + 3 : url;
     /* The userinfo ends at the last '@' before the path. */
     const char *path = strchr(auth, '/');
-    const char *at = NULL;
+    *at = NULL;
     for (const char *p = auth; *p && (!path || p < path); p++) {
-        if (*p == '@') at = p;
+        if (*p == '@') *at = p;
     }
-    const char *colon = NULL;
-    if (at) {
-        colon = memchr(auth, ':', (size_t)(at - auth));
-    }
-    if (!colon) {
+    *colon = *at ? memchr(auth, ':', (size_t)(*at - auth)) : NULL;
+    return *colon != NULL;
+}
+
+void rb_amqp_url_redact(const char *url, char *out, size_t cap)
+{
+    if (cap == 0) return;
+    const char *colon, *at;
+    if (!find_password(url, &colon, &at)) {
         snprintf(out, cap, "%s", url);
         return;
     }
     snprintf(out, cap, "%.*s:***%s", (int)(colon - url), url, at);
+}
+
+void rb_url_mask_password(char *url)
+{
+    const char *colon, *at;
+    if (find_password(url, &colon, &at))
+        memset(url + (colon - url) + 1, '*', (size_t)(at - colon - 1));
 }

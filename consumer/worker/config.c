@@ -99,8 +99,11 @@ static const opt opts[] = {
      K_SIZE, OFF(max_output_bytes), 0, RB_FRAME_MAX, NULL},
     {"mem-limit-mb", "REBOUND_MEM_LIMIT_MB", "N", "1024", "memory a job may add, in MiB (0: no limit)",
      K_INT, OFF(mem_limit_mb), 0, 1 << 24, NULL},
-    {"run-as", "REBOUND_RUN_AS", "USER", "nobody", "user jobs run as (when started as root)",
+    {"run-as", "REBOUND_RUN_AS", "USER", "nobody", "user jobs run as (when started as root) if --uid-base is 0",
      K_STR, OFF(run_as), 0, 0, NULL},
+    {"uid-base", "REBOUND_UID_BASE", "N", "60000",
+     "as root, slot i of consumer n runs jobs as uid/gid N + (n-1)*slots + i (0: all as --run-as)",
+     K_I64, OFF(uid_base), 0, 2000000000, NULL},
     {"allow-network", "REBOUND_ALLOW_NETWORK", NULL, "false", "let native-mode jobs use the network",
      K_BOOL, OFF(allow_network), 0, 0, NULL},
     {"sandbox-best-effort", "REBOUND_SANDBOX_BEST_EFFORT", NULL, "false",
@@ -339,6 +342,12 @@ static int parse_argv(rb_worker_config *cfg, int argc, char **argv, FILE *out, o
         }
         if (apply_named(cfg, o, shown, val, err) < 0) return RB_CONFIG_ERROR;
         mark(og, (size_t)(o - opts), SRC_FLAG);
+        /* The value is copied: what ps shows of it need not say the password
+         * (argv's strings are this process's own memory; consumers fork
+         * after this). REBOUND_AMQP_URL in the environment is not shown at
+         * all (/proc/<pid>/environ is the owner's only). */
+        if (strcmp(o->flag, "amqp-url") == 0 || strcmp(o->flag, "redis-url") == 0)
+            rb_url_mask_password((char *)val);
     }
     return RB_CONFIG_RUN;
 }

@@ -240,7 +240,8 @@ static void read_amqp(rb_consumer *c, bool *more)
 
 static int run_loop(rb_consumer *c)
 {
-    size_t cap = 8 + 8 * (size_t)c->cfg->slots;
+    /* The signal pipe, the broker and Redis, and the pool's. */
+    size_t cap = 3 + (size_t)rb_pool_max_pollfds(c->pool);
     struct pollfd *fds = calloc(cap, sizeof *fds);
     if (!fds) {
         rb_error("out of memory");
@@ -349,6 +350,7 @@ static rb_pool *start_pool(rb_consumer *c)
     pc.mem_limit_mb = cfg->mem_limit_mb;
     pc.allow_network = cfg->allow_network;
     pc.run_as = cfg->run_as;
+    pc.uid_base = (long)cfg->uid_base;
     pc.sandbox_best_effort = cfg->sandbox_best_effort;
     pc.log = pool_log_line;
     rb_err err = {{0}};

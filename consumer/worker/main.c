@@ -28,6 +28,8 @@ int main(int argc, char **argv)
     int index = 0;
     int rc = rb_supervise(&cfg, &index);
     if (index > 0) {
+        /* Consumer n's slots get uids of their own (see --uid-base). */
+        if (cfg.uid_base > 0) cfg.uid_base += (int64_t)(index - 1) * cfg.slots;
         char id[160];
         rb_consumer_id(&cfg, index, id, sizeof id);
         rc = rb_consumer_run(&cfg, id);

@@ -41,6 +41,10 @@ int rb_amqp_url_parse(const char *url, rb_amqp_url *out, rb_err *err);
 /* Copy url into out (cap bytes, truncating) with the password replaced by
  * "***", for logs and error messages. */
 void rb_amqp_url_redact(const char *url, char *out, size_t cap);
+/* Overwrite a URL's password (amqp:// or redis://) with '*' in place, the
+ * length kept: for the command line, which every user of the host can read
+ * in /proc/<pid>/cmdline. */
+void rb_url_mask_password(char *url);
 
 typedef enum rb_queue_type {
     RB_QUEUE_QUORUM = 0,
@@ -79,6 +83,7 @@ typedef struct rb_worker_config {
     int amqp_heartbeat_s;
     int mem_limit_mb;
     char *run_as;
+    int64_t uid_base; /* 0: every slot runs as run_as */
     bool allow_network;
     bool sandbox_best_effort;
 } rb_worker_config;

@@ -121,12 +121,13 @@ def code_root():
     return root
 
 
-def run_pool(jobs, mode, preload, root, slots=2):
-    """Run the jobs through tests/pool_run; returns (header, {id: result})."""
+def run_pool(jobs, mode, preload, root, slots=2, extra=()):
+    """Run the jobs through tests/pool_run (extra: more of its flags);
+    returns (header, {id: result}, pool_run's stderr)."""
     data = b"".join(struct.pack(">I", len(b)) + b
                     for b in (msgpack.packb(j, use_bin_type=True) for j in jobs))
     p = subprocess.run([POOL_RUN, "--mode", mode, "--slots", str(slots), "--code-root", root,
-                        "--preload", preload, "--wait-ms", "900000"],
+                        "--preload", preload, "--wait-ms", "900000"] + list(extra),
                        input=data, capture_output=True, timeout=1000)
     frames, out = [], p.stdout
     while out:

@@ -153,16 +153,19 @@ static long long now_ms(void)
 void harness_drive(rb_pool *pool, int ms, bool (*done)(void *), void *ctx)
 {
     long long deadline = now_ms() + ms;
-    struct pollfd fds[256];
+    int max = rb_pool_max_pollfds(pool);
+    struct pollfd *fds = calloc((size_t)max, sizeof *fds);
+    if (!fds) die("%s", "out of memory");
     while (!(done && done(ctx))) {
         long long left = deadline - now_ms();
         if (left <= 0) break;
-        int n = rb_pool_pollfds(pool, fds, 256);
+        int n = rb_pool_pollfds(pool, fds, max);
         int t = rb_pool_timeout_ms(pool);
         if (t < 0 || t > left) t = (int)left;
         poll(fds, (nfds_t)n, t);
         rb_pool_process(pool, fds, n);
     }
+    free(fds);
 }
 
 typedef struct wait_one {

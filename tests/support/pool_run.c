@@ -3,7 +3,7 @@
  * written in Python can run many jobs through it without a broker.
  *
  *   pool_run --mode native|internal --slots N --code-root DIR
- *            [--preload LIST] [--mem-limit-mb N] [--wait-ms MS]
+ *            [--preload LIST] [--mem-limit-mb N] [--wait-ms MS] [--uid-base N]
  *
  * stdin: job bodies (msgpack), each behind a 4-byte big-endian length; all
  * of them are read, then submitted at once (FIFO over the slots).
@@ -96,15 +96,14 @@ static bool collect(void *ctx)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"mode", required_argument, 0, 'm'},
-                                         {"slots", required_argument, 0, 's'},
-                                         {"code-root", required_argument, 0, 'r'},
-                                         {"preload", required_argument, 0, 'p'},
-                                         {"mem-limit-mb", required_argument, 0, 'M'},
-                                         {"wait-ms", required_argument, 0, 'w'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"mode", required_argument, 0, 'm'},         {"slots", required_argument, 0, 's'},
+        {"code-root", required_argument, 0, 'r'},    {"preload", required_argument, 0, 'p'},
+        {"mem-limit-mb", required_argument, 0, 'M'}, {"wait-ms", required_argument, 0, 'w'},
+        {"uid-base", required_argument, 0, 'U'},     {0, 0, 0, 0}};
     const char *mode = "native", *root = NULL, *preload = NULL;
     int slots = 1, mem = -1, wait_ms = 600000, c;
+    long uid_base = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
@@ -124,6 +123,9 @@ int main(int argc, char **argv)
             break;
         case 'w':
             wait_ms = atoi(optarg);
+            break;
+        case 'U':
+            uid_base = atol(optarg);
             break;
         default:
             return 2;
@@ -166,6 +168,7 @@ int main(int argc, char **argv)
     harness_config(&cfg, mode, slots, root);
     if (preload) cfg.preload = preload;
     if (mem >= 0) cfg.mem_limit_mb = mem;
+    cfg.uid_base = uid_base;
     rb_pool *pool = harness_pool(mode, slots, root, &cfg);
 
     msgpack_sbuffer sb;

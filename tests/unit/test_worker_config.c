@@ -289,6 +289,25 @@ static void test_url_redaction(void **state)
     assert_null(strstr(err.msg, "s3cret"));
 }
 
+/* What ps shows of the command line does not say the passwords: the
+ * parsed config keeps them, argv's copies are masked in place. */
+static void test_passwords_leave_the_command_line(void **state)
+{
+    (void)state;
+    char a0[] = "rebound-worker", a1[] = "--amqp-url", a2[] = "amqp://bob:s3cret@h:5672/v",
+         a3[] = "--redis-url=redis://:hunter2@127.0.0.1:6379/0", a4[] = "--queue", a5[] = "q";
+    char *argv[] = {a0, a1, a2, a3, a4, a5, NULL};
+    rb_worker_config cfg;
+    rb_err err = {{0}};
+    assert_int_equal(rb_worker_config_parse(&cfg, 6, argv, stdout, &err), RB_CONFIG_RUN);
+    assert_string_equal(cfg.amqp_url, "amqp://bob:s3cret@h:5672/v");
+    assert_string_equal(cfg.redis_url, "redis://:hunter2@127.0.0.1:6379/0");
+    assert_string_equal(a2, "amqp://bob:******@h:5672/v");
+    assert_string_equal(a3, "--redis-url=redis://:*******@127.0.0.1:6379/0");
+    assert_string_equal(a5, "q");
+    rb_worker_config_free(&cfg);
+}
+
 static void test_numbers(void **state)
 {
     (void)state;
@@ -325,6 +344,7 @@ int main(void)
         cmocka_unit_test_setup(test_help, clear_env),
         cmocka_unit_test(test_amqp_urls),
         cmocka_unit_test(test_url_redaction),
+        cmocka_unit_test_setup(test_passwords_leave_the_command_line, clear_env),
         cmocka_unit_test(test_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,8 @@
 /*
- * pool_internal.h - the pool's state, shared by pool.c (API, queue, the
- * mother) and slot.c (one slot's zygote and child). Private to trampoline/.
+ * pool_internal.h - the pool's state and each of its files' functions,
+ * private to trampoline/pool/: pool.c (the API, the queue), slot.c (one
+ * slot's zygote and child), mother_link.c (the mother, from the pool's
+ * side), pool_state.c (what they share), capture.c, procmem.c.
  */
 #ifndef REBOUND_POOL_INTERNAL_H
 #define REBOUND_POOL_INTERNAL_H
@@ -12,8 +14,12 @@
 #include "ctl.h"
 #include "rebound_pool.h"
 
+typedef struct pool_done pool_done;
+
 typedef struct pool_job {
     struct pool_job *next;
+    pool_done *done; /* owned: its result record, allocated with the job so
+                        that finishing it cannot fail */
     uint64_t tag;
     char *wire; /* owned: the settings frame, then the body frame */
     size_t len;
@@ -25,10 +31,10 @@ typedef struct pool_job {
     size_t files_len;
 } pool_job;
 
-typedef struct pool_done {
+struct pool_done {
     struct pool_done *next;
     rb_pool_result res;
-} pool_done;
+};
 
 /* Output of the running call, read from the capture pipe as it comes. */
 typedef struct capture {
@@ -101,26 +107,32 @@ struct rb_pool {
     char msg[CTL_MAX_MSG];
 };
 
+/*
+ * Who calls whom (tests/check_layers checks it): pool.c (the public API)
+ * calls slot.c, mother_link.c, procmem.c and pool_state.c; mother_link.c
+ * calls slot.c; slot.c calls capture.c; all of them call pool_state.c and
+ * ../ctl.c. Nothing calls upward.
+ */
+
+/* pool_state.c: the clock, the log, job records. */
 int64_t pool_now_ms(void);
 int64_t pool_now_ns(void);
 void pool_log(const rb_pool *pool, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A finished job's result, queued for rb_pool_next_result; frees the job. */
+void pool_finish(rb_pool *pool, slot *s, rb_status st, const char *etype, const char *emsg);
+void pool_job_free(pool_job *job);
+/* Put a job back at the head of the queue. */
+void pool_requeue_front(rb_pool *pool, pool_job *job);
+/* The sandbox report of a ready child. */
+void pool_note_sandbox(rb_pool *pool, const char *report);
 
 /* mother_link.c: the mother, from the pool's side. */
 int pool_start_mother(rb_pool *pool); /* 0, or -1 with errno */
 void pool_process_mother(rb_pool *pool, const struct pollfd *fds, int n, int64_t now);
 void pool_reap_mother(rb_pool *pool, int wait_ms); /* wait, then SIGKILL */
-/* Ask the mother for a zygote for s (s->zctl gets the pool's end). */
-int pool_request_zygote(rb_pool *pool, slot *s);
-/* pool.c: a finished job's result, queued for rb_pool_next_result. */
-void pool_finish(rb_pool *pool, slot *s, rb_status st, const char *etype, const char *emsg);
-/* pool.c: free a job. */
-void pool_job_free(pool_job *job);
-/* pool.c: put a job back at the head of the queue. */
-void pool_requeue_front(rb_pool *pool, pool_job *job);
-/* pool.c: the sandbox report of a ready child. */
-void pool_note_sandbox(rb_pool *pool, const char *report);
 
 /* slot.c */
+#define SLOT_MAX_FDS 5 /* what slot_pollfds can return */
 void slot_init(slot *s, rb_pool *pool, int idx);
 void slot_drop_zygote(slot *s, const char *why); /* kill, close, schedule respawn */
 int slot_pollfds(slot *s, struct pollfd *fds, int max);

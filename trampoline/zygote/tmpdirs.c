@@ -36,6 +36,25 @@ int tmpdir_make_base(rb_err *err)
     return 0;
 }
 
+int tmpdir_restore_base(rb_err *err)
+{
+    struct stat sb;
+    if (lstat(base, &sb) == 0) {
+        /* Still there, or made again by another zygote: ours only if it is
+         * a directory of ours that nobody else may write. Anything else
+         * under this name (someone else's, a link) is not used. */
+        if (!S_ISDIR(sb.st_mode) || sb.st_uid != geteuid() || (sb.st_mode & 022))
+            return rb_err_set(err, "%s is not the pool's directory any more", base);
+        return 0;
+    }
+    if (errno != ENOENT) return rb_err_set(err, "stat %s: %s", base, strerror(errno));
+    if (mkdir(base, 0711) != 0 && errno != EEXIST)
+        return rb_err_set(err, "mkdir %s: %s", base, strerror(errno));
+    if (chmod(base, 0711) != 0) return rb_err_set(err, "chmod %s: %s", base, strerror(errno));
+    int rc = tmpdir_restore_base(err); /* check what is there now */
+    return rc == 0 ? 1 : rc;
+}
+
 int tmpdir_base_file(const char *name, const char *text, char *path, size_t cap, rb_err *err)
 {
     snprintf(path, cap, "%s/%s", base, name);

@@ -7,8 +7,12 @@
  *                      by the mother so children inherit it for free; a
  *                      seccomp rule on socket(AF_INET*) where the kernel
  *                      refuses the namespace
+ *   sandbox_ipc.c      a private IPC namespace per child: SysV IPC and POSIX
+ *                      message queues die with the job
  *   sandbox_rlimits.c  address space, CPU, file size, open files, core, procs
  *   sandbox_user.c     switch to the unprivileged --run-as user when root
+ *   sandbox_spare.c    a spare's limits and scheduling set back as it takes
+ *                      a job (the job before it ran as the same user)
  *   sandbox_seccomp.c  deny ptrace, mount, namespaces, bpf, keyctl, perf,
  *                      io_uring, modules, reboot, and leaving the process group
  *   sandbox.c          the order they are applied in, and the report
@@ -16,6 +20,7 @@
 #ifndef REBOUND_SANDBOX_H
 #define REBOUND_SANDBOX_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <linux/filter.h>
@@ -27,6 +32,7 @@ typedef struct sandbox_config {
     int mem_limit_mb; /* address space a child may add to what it inherits */
     bool allow_network;
     const char *run_as; /* user to switch to when running as root */
+    long uid_base;      /* > 0: slot i's children run as uid and gid uid_base + i */
     bool strict;        /* a feature that cannot be applied fails the child */
 } sandbox_config;
 
@@ -44,6 +50,8 @@ typedef struct sandbox_plan {
     unsigned short bpf_len;
     bool bpf_denies_inet;
     char seccomp_error[512];
+    cpu_set_t cpus; /* the mother's CPUs: every child gets them back */
+    bool have_cpus;
 } sandbox_plan;
 
 /* Mother, once, before any fork: enter the network namespace, look up the
@@ -63,10 +71,26 @@ int sandbox_apply(const sandbox_plan *plan, char *report, size_t cap, rb_err *er
 /* The pieces, in the order sandbox_apply uses them. Each returns 0 or -1
  * with err saying which call failed and why. */
 int sandbox_net_enter(rb_err *err); /* mother */
+int sandbox_ipc_enter(rb_err *err);
 int sandbox_rlimits_apply(const sandbox_plan *plan, rb_err *err);
 int sandbox_user_switch(const sandbox_plan *plan, rb_err *err);
+/* Zygote (see sandbox_user.c): no supplementary groups of root's; file
+ * access as the run-as user (as_user) or as root again. Nothing to do
+ * when the children do not switch user. */
+int sandbox_user_drop_groups(const sandbox_plan *plan, rb_err *err);
+void sandbox_user_fs(const sandbox_plan *plan, bool as_user);
+/* Zygote of slot, at its start: with a uid base, its children's uid and
+ * gid are the slot's own (sandbox_user.c). */
+void sandbox_user_for_slot(sandbox_plan *plan, int slot);
 int sandbox_seccomp_build(bool deny_inet, sandbox_plan *plan, rb_err *err); /* mother */
 int sandbox_seccomp_apply(const sandbox_plan *plan, rb_err *err);
+
+/* sandbox_spare.c: the mother records what a spare must be set back to;
+ * a child that takes a job sets its limits, scheduling policy, CPUs and
+ * I/O priority back to them (another job of its user may have changed
+ * them). Returns 0, or -1 with err: the child must not run the job. */
+void sandbox_spare_prepare(sandbox_plan *plan);
+int sandbox_spare_reset(const sandbox_plan *plan, rb_err *err);
 
 /* Lower RLIMIT_CPU once the job's wall limit is known. */
 void sandbox_limit_cpu(long long timeout_ms, long cpus);

@@ -59,7 +59,7 @@ static void flush_outbox(void)
 }
 
 /* A frame {t: type, key: val, pid: pid} (key and pid optional), sent now. */
-static void send_simple(const char *type, const char *key, const char *val, long long pid)
+static void send_simple(ctl_type type, const char *key, const char *val, long long pid)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -80,7 +80,7 @@ static void send_simple(const char *type, const char *key, const char *val, long
 static void fail_setup(const char *msg) __attribute__((noreturn));
 static void fail_setup(const char *msg)
 {
-    send_simple("setup_failed", "err", msg, 0);
+    send_simple(CTL_SETUP_FAILED, "err", msg, 0);
     _exit(70);
 }
 
@@ -146,8 +146,8 @@ static void run_call(tr_state *st, const rb_call *c, const char *tmpdir, call_ou
 
     double t0 = now_ms();
     if (args && paths && (kwargs || c->kwargs.type != MSGPACK_OBJECT_MAP))
-        ret = runner_call(c->file ? file : NULL, c->source, c->source_len, c->fcn, cwd, paths, args,
-                          kwargs);
+        ret = call_run(c->file ? file : NULL, c->source, c->source_len, c->fcn, cwd, paths, args,
+                       kwargs);
     out->ms = now_ms() - t0;
 
     if (!ret) {
@@ -175,7 +175,7 @@ static void send_call(const call_outcome *o)
     bool err = o->etype != NULL;
     bool with_val = o->present && !err;
     bool with_args = with_val && o->has_args;
-    ctl_msg_init(&sb, &pk, "call", 2 + with_val + with_args + err);
+    ctl_msg_init(&sb, &pk, CTL_CALL, 2 + with_val + with_args + err);
     rb_pack_key(&pk, "present");
     o->present ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
     rb_pack_key(&pk, "ms");
@@ -325,9 +325,14 @@ void child_run(tr_state *st, int job_fd, int res_fd, int capture_fd, const char 
         fail_setup("cannot set the job's environment");
     runner_warm(st->warm_file);
     msgpack_sbuffer_init(&outbox);
-    send_simple("ready", "sandbox", report, (long long)getpid());
+    send_simple(CTL_READY, "sandbox", report, (long long)getpid());
 
     long long timeout_ms = read_settings(job_fd);
+    /* Before anything of the job runs (sandbox_spare.c says why). */
+    if (st->cfg.native && sandbox_spare_reset(&st->plan, &err) != 0) {
+        send_simple(CTL_REFUSED, "err", err.msg, 0);
+        _exit(73);
+    }
     void *body = NULL;
     size_t len = 0;
     if (rb_frame_read(job_fd, RB_FRAME_MAX, &body, &len) != 1) _exit(72);
@@ -348,7 +353,7 @@ void child_run(tr_state *st, int job_fd, int res_fd, int capture_fd, const char 
     rb_job_free(job);
 
     /* Leaves with the last call's report, in one write. */
-    send_simple("done", NULL, NULL, 0);
+    send_simple(CTL_DONE, NULL, NULL, 0);
     /* Tearing down the address space is the costliest part of exiting:
      * like the zygote's work, it waits for CPU time nobody else wants. */
     setpriority(PRIO_PROCESS, 0, 19);

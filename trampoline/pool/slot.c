@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -209,7 +210,7 @@ void slot_start_job(slot *s, pool_job *job)
      * full socket or a gone zygote shows up as no next child in time. */
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    ctl_msg_init(&sb, &pk, "taken", job->files ? 2 : 1);
+    ctl_msg_init(&sb, &pk, CTL_TAKEN, job->files ? 2 : 1);
     rb_pack_key(&pk, "pid");
     msgpack_pack_int64(&pk, s->run.pid);
     if (job->files) {
@@ -242,7 +243,9 @@ static void describe_exit(int status, char *buf, size_t cap)
 
 /* One "call" frame: the child's report of a call, plus the output the call
  * wrote, which is in the capture pipe by now (the child flushes before it
- * reports). */
+ * reports). Returns 0, -1 when packing failed, or 2 when the pool failed a
+ * call the child reported as returned (the result would pass its limit)
+ * and the child, waiting for its acknowledgement, must not go on. */
 static int take_call(slot *s, const msgpack_object *m)
 {
     rb_pool *pool = s->pool;
@@ -292,7 +295,9 @@ static int take_call(slot *s, const msgpack_object *m)
      * before it left. One that does not fit fails, and the job with it. */
     size_t used = s->calls.size;
     size_t budget = used < pool->cfg.max_result_bytes ? pool->cfg.max_result_bytes - used : 0;
-    if (cr.val_len + cr.args_len + cr.output_len + 256 > budget) s->call_failed = true;
+    bool too_large = cr.val_len + cr.args_len + cr.output_len + 256 > budget;
+    bool pool_failed = too_large && !s->call_failed;
+    if (too_large) s->call_failed = true;
     int rc = rb_call_result_pack(&cr, budget, &s->calls);
     s->ncalls++;
     capture_reset(&s->cap);
@@ -305,7 +310,19 @@ static int take_call(slot *s, const msgpack_object *m)
     free(etb);
     msgpack_sbuffer_destroy(&val);
     msgpack_sbuffer_destroy(&args);
+    /* The last call's "done" is on its way; before it, the child waits for
+     * an acknowledgement that will not come. */
+    if (rc == 0 && pool_failed && s->ncalls < s->job->ncalls) return 2;
     return rc;
+}
+
+/* text, cut to fit out, with every byte that is not printable ASCII as '?'. */
+static void printable(const char *text, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; text[n] && n + 1 < cap; n++)
+        out[n] = (text[n] >= 0x20 && text[n] < 0x7f && text[n] != '"') ? text[n] : '?';
+    out[n] = '\0';
 }
 
 /* A frame child c wrote on its result pipe. Returns 1 when the job ended,
@@ -313,12 +330,12 @@ static int take_call(slot *s, const msgpack_object *m)
 static int take_frame(slot *s, child *c, const char *frame, size_t len)
 {
     msgpack_unpacked unp;
-    char type[32];
+    ctl_type type;
     int rc = 0;
     bool is_run = c == &s->run && s->job;
-    if (ctl_parse(frame, len, &unp, type, sizeof type) != 0) {
+    if (ctl_parse(frame, len, &unp, &type) != 0) {
         rc = -1;
-    } else if (strcmp(type, "ready") == 0 && c == &s->next && !c->ready) {
+    } else if (type == CTL_READY && c == &s->next && !c->ready) {
         char report[512];
         ctl_get_str(&unp.data, "sandbox", report, sizeof report);
         c->ready = true;
@@ -328,16 +345,37 @@ static int take_frame(slot *s, child *c, const char *frame, size_t len)
         capture cap;
         capture_init(&cap, 0);
         if (c->capture_fd >= 0 && capture_drain(&cap, c->capture_fd) == 0) close_fd(&c->capture_fd);
-    } else if (strcmp(type, "setup_failed") == 0) {
-        char why[512];
+    } else if (type == CTL_SETUP_FAILED && c == &s->next && !c->ready) {
+        /* Only a child still setting itself up may say so; from a child
+         * that runs a job, user code could have written it. The text is
+         * still shown quoted and printable only. */
+        char why[512], shown[256];
         ctl_get_str(&unp.data, "err", why, sizeof why);
-        pool_log(s->pool, "slot %d: child could not start: %s", s->idx, why);
+        printable(why, shown, sizeof shown);
+        pool_log(s->pool, "slot %d: child could not start: \"%s\"", s->idx, shown);
         free(s->pool->setup_error);
         s->pool->setup_error = strdup(why);
-    } else if (strcmp(type, "call") == 0 && is_run && s->ncalls < s->job->ncalls &&
-               !s->call_failed) {
+    } else if (type == CTL_REFUSED && is_run && s->ncalls == 0) {
+        /* The child could not set its state right before the job ran
+         * (sandbox_spare.c): the job goes to the next child, once. A job
+         * that forges this only runs again, once (requeue() counts). */
+        char why[512], shown[256];
+        ctl_get_str(&unp.data, "err", why, sizeof why);
+        printable(why, shown, sizeof shown);
+        pool_log(s->pool, "slot %d: a child refused its job: \"%s\"", s->idx, shown);
+        child_kill(&s->run);
+        if (requeue(s))
+            child_close(&s->run);
+        else
+            finish(s, RB_STATUS_CRASHED, "Crashed", "the job's process could not be prepared");
+        rc = 1;
+    } else if (type == CTL_CALL && is_run && s->ncalls < s->job->ncalls && !s->call_failed) {
         rc = take_call(s, &unp.data);
-    } else if (strcmp(type, "done") == 0 && is_run &&
+        if (rc == 2) { /* the job ends here, with the call that did not fit */
+            finish(s, RB_STATUS_ERROR, NULL, NULL);
+            rc = 1;
+        }
+    } else if (type == CTL_DONE && is_run &&
                (s->ncalls == s->job->ncalls || (s->call_failed && s->ncalls > 0))) {
         finish(s, s->call_failed ? RB_STATUS_ERROR : RB_STATUS_OK, NULL, NULL);
         rc = 1;
@@ -408,8 +446,8 @@ static void take_exit(slot *s, pid_t pid, int status)
 static void take_zygote_msg(slot *s, const char *payload, size_t len, int *fds, int nfds)
 {
     msgpack_unpacked unp;
-    char type[32];
-    if (ctl_parse(payload, len, &unp, type, sizeof type) != 0) {
+    ctl_type type;
+    if (ctl_parse(payload, len, &unp, &type) != 0) {
         for (int i = 0; i < nfds; i++)
             close(fds[i]);
         msgpack_unpacked_destroy(&unp);
@@ -417,7 +455,7 @@ static void take_zygote_msg(slot *s, const char *payload, size_t len, int *fds, 
         return;
     }
     pid_t pid = (pid_t)ctl_get_int(&unp.data, "pid", 0);
-    if (strcmp(type, "child") == 0 && nfds == 3) {
+    if (type == CTL_CHILD && nfds == 3) {
         child_kill(&s->next); /* a zygote forks one spare at a time */
         child_close(&s->next);
         s->next.pid = pid;
@@ -429,10 +467,28 @@ static void take_zygote_msg(slot *s, const char *payload, size_t len, int *fds, 
     } else {
         for (int i = 0; i < nfds; i++)
             close(fds[i]);
-        if (strcmp(type, "exit") == 0 && pid > 0)
+        if (type == CTL_EXIT && pid > 0)
             take_exit(s, pid, (int)ctl_get_int(&unp.data, "status", 0));
     }
     msgpack_unpacked_destroy(&unp);
+}
+/* Ask the mother for a zygote for s: s->zctl gets the pool's end of a
+ * fresh control socket, the mother the other. */
+static int request_zygote(rb_pool *pool, slot *s)
+{
+    if (!pool->mother_up) return -1;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -1;
+    int rc = ctl_send_int(pool->mother_fd, CTL_SPAWN, "slot", s->idx, &sv[1], 1);
+    close(sv[1]);
+    if (rc != 0) {
+        close(sv[0]);
+        return -1;
+    }
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    s->zctl = sv[0];
+    s->zygote_pid = 0;
+    return 0;
 }
 
 void slot_process(slot *s, const struct pollfd *fds, int n, int64_t now)
@@ -446,10 +502,13 @@ void slot_process(slot *s, const struct pollfd *fds, int n, int64_t now)
             ssize_t len = ctl_recv(s->zctl, pool->msg, sizeof pool->msg, got, &ngot);
             if (len < 0 && errno == EAGAIN) break;
             if (len <= 0) {
-                slot_drop_zygote(s, len == 0 ? "zygote exited" : strerror(errno));
+                /* A zygote that died with our message unread resets the
+                 * socket: that is its exit too, not a fault of the socket. */
+                bool exited = len == 0 || errno == ECONNRESET;
+                slot_drop_zygote(s, exited ? "zygote exited" : strerror(errno));
                 return;
             }
-            take_zygote_msg(s, pool->msg + 4, (size_t)len, got, ngot);
+            take_zygote_msg(s, ctl_payload(pool->msg), (size_t)len, got, ngot);
             if (s->zctl < 0) return; /* the message cost the zygote its place */
         }
     }
@@ -478,6 +537,6 @@ void slot_process(slot *s, const struct pollfd *fds, int n, int64_t now)
         snprintf(why, sizeof why, "no ready child within %d ms", pool->cfg.spawn_timeout_ms);
         slot_drop_zygote(s, why);
     }
-    if (s->zctl < 0 && now >= s->respawn_at_ms && pool_request_zygote(pool, s) == 0)
+    if (s->zctl < 0 && now >= s->respawn_at_ms && request_zygote(pool, s) == 0)
         s->child_due_ms = now + pool->cfg.spawn_timeout_ms;
 }

@@ -4,8 +4,9 @@
  * A small helper module, compiled once in the mother and inherited by every
  * child, does what is plainest in Python: seeding, forbidden modules, and
  * formatting tracebacks (runner.c). Loading the job's module and calling
- * its function is done through the C API (call.c). Values cross between C and Python through
- * pyconv.h, never through a serialisation format.
+ * its function is done through the C API (call.c, below runner.c: it calls
+ * nothing of runner.c). Values cross between C and Python through pyconv.h,
+ * never through a serialisation format.
  */
 #ifndef REBOUND_RUNNER_H
 #define REBOUND_RUNNER_H
@@ -22,9 +23,6 @@ PyObject *runner_loaded_module(const char *name);
 /* Compile the helper module. Returns 0 or -1 with err. */
 int runner_init(rb_err *err);
 
-/* call.c's part of runner_init. Returns 0 or -1 with a Python exception. */
-int runner_call_init(void);
-
 /* Set an environment variable for this process, os.environ and whatever
  * it starts. Returns 0 or -1 with a Python exception set. */
 int runner_setenv(const char *name, const char *value);
@@ -37,22 +35,6 @@ int runner_job_environment(const char *tmpdir, const char *mplconfig);
 /* Per job, before its first call: forbidden modules, seed.
  * Returns 0 or -1 with a Python exception set. */
 int runner_prepare(const rb_job *job);
-
-/*
- * Run one call (call.c). module_path is the absolute file (NULL for source
- * calls), cwd and paths are absolute; paths is a list, args a sequence,
- * kwargs a dict or NULL. Returns a new (present, value) tuple, or NULL
- * with the call's exception set.
- */
-PyObject *runner_call(const char *module_path, const char *source, size_t source_len,
-                      const char *fcn, const char *cwd, PyObject *paths, PyObject *args,
-                      PyObject *kwargs);
-
-/* Zygote, when one of its children takes a job: compile (never run) the
- * job's file at path (absolute) unless it is compiled already, so later
- * children load it without reading or compiling it (call.c). Never fails:
- * a file that cannot be compiled is left to the children. */
-void runner_cache_file(const char *path);
 
 /* Take the pending exception and describe it. The strings are malloc'd
  * (caller frees); never NULL. */
@@ -72,5 +54,33 @@ void runner_reseed(void);
 /* Flush sys.stdout/sys.stderr and C stdio so a call's output is in the
  * capture pipe before its result is reported. */
 void runner_flush(void);
+
+/* ---- call.c: loading the job's module and calling its function, in C.
+ * Below runner.c: nothing here calls runner.c. */
+
+/* Part of runner_init. Returns 0 or -1 with a Python exception. */
+int call_init(void);
+
+/*
+ * Run one call. module_path is the absolute file (NULL for source
+ * calls), cwd and paths are absolute; paths is a list, args a sequence,
+ * kwargs a dict or NULL. Returns a new (present, value) tuple, or NULL
+ * with the call's exception set.
+ */
+PyObject *call_run(const char *module_path, const char *source, size_t source_len, const char *fcn,
+                   const char *cwd, PyObject *paths, PyObject *args, PyObject *kwargs);
+
+/* Zygote, when one of its children takes a job: compile (never run) the
+ * job's file at path (absolute) unless it is compiled already, so later
+ * children load it without reading or compiling it. Never fails:
+ * a file that cannot be compiled is left to the children. */
+void call_cache_file(const char *path);
+/* The warm-up's file, in a place of its own: the jobs' 64 never evict it
+ * (every child's warm-up would compile it again). */
+void call_cache_warm_file(const char *path);
+
+/* Take the job's modules out of sys.modules and forget them (after the
+ * warm-up, so that the job finds nothing of it). */
+void call_forget_modules(void);
 
 #endif

@@ -20,7 +20,7 @@
 #include "ctl.h"
 #include "trampoline.h"
 
-static void reply(int sock, const char *type, long long slot, long long pid, const char *err)
+static void reply(int sock, ctl_type type, long long slot, long long pid, const char *err)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -55,9 +55,9 @@ static void spawn(tr_state *st, int sock, int sigfd, long long slot, int zctl)
     if (hooks) PyOS_AfterFork_Parent();
     close(zctl);
     if (pid < 0)
-        reply(sock, "spawn_failed", slot, 0, strerror(errno));
+        reply(sock, CTL_SPAWN_FAILED, slot, 0, strerror(errno));
     else
-        reply(sock, "spawned", slot, pid, NULL);
+        reply(sock, CTL_SPAWNED, slot, pid, NULL);
 }
 
 int mother_run(tr_state *st)
@@ -105,9 +105,9 @@ int mother_run(tr_state *st)
             return 1;
         }
         msgpack_unpacked unp;
-        char type[32];
-        if (ctl_parse(buf + 4, (size_t)n, &unp, type, sizeof type) == 0 &&
-            strcmp(type, "spawn") == 0 && nfds == 1) {
+        ctl_type type;
+        if (ctl_parse(ctl_payload(buf), (size_t)n, &unp, &type) == 0 && type == CTL_SPAWN &&
+            nfds == 1) {
             spawn(st, sock, sigfd, ctl_get_int(&unp.data, "slot", -1), fds[0]);
         } else {
             tr_log("unexpected control message");

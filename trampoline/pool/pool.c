@@ -1,6 +1,8 @@
 /*
- * pool.c - the pool's API: the mother process, the job queue, finished
- * results, and statistics. Each slot's own machinery is in slot.c.
+ * pool.c - the pool's API: the job queue, dispatching jobs to free slots,
+ * the poll loop's fds and deadlines, finished results, and statistics.
+ * Each slot's own machinery is in slot.c, the mother's (from the pool's
+ * side) in mother_link.c, and what they share in pool_state.c.
  */
 #include <errno.h>
 #include <poll.h>
@@ -14,22 +16,6 @@
 #include <unistd.h>
 
 #include "pool_internal.h"
-
-const char *rb_mode_name(rb_mode m)
-{
-    return m == RB_MODE_INTERNAL ? "internal" : "native";
-}
-
-int rb_mode_parse(const char *s, rb_mode *out)
-{
-    if (strcmp(s, "internal") == 0)
-        *out = RB_MODE_INTERNAL;
-    else if (strcmp(s, "native") == 0)
-        *out = RB_MODE_NATIVE;
-    else
-        return -1;
-    return 0;
-}
 
 void rb_pool_config_default(rb_pool_config *cfg)
 {
@@ -46,74 +32,6 @@ void rb_pool_config_default(rb_pool_config *cfg)
     cfg->start_timeout_ms = 60000;
 }
 
-int64_t pool_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t pool_now_ms(void)
-{
-    return pool_now_ns() / 1000000;
-}
-
-void pool_log(const rb_pool *pool, const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (pool->cfg.log)
-        pool->cfg.log(pool->cfg.log_ctx, line);
-    else
-        fprintf(stderr, "rebound-pool: %s\n", line);
-}
-
-/* ---- jobs and results ----------------------------------------------------- */
-
-void pool_note_sandbox(rb_pool *pool, const char *report)
-{
-    if (pool->sandbox && strcmp(pool->sandbox, report) == 0) return;
-    free(pool->sandbox);
-    pool->sandbox = strdup(report);
-    pool->sandbox_missing = strstr(report, "missing:") != NULL;
-}
-
-void pool_finish(rb_pool *pool, slot *s, rb_status st, const char *etype, const char *emsg)
-{
-    pool_job *job = s->job;
-    s->job = NULL;
-    pool_done *d = calloc(1, sizeof *d);
-    if (d) {
-        d->res.tag = job->tag;
-        d->res.status = st;
-        d->res.error_type = etype ? strdup(etype) : NULL;
-        d->res.error_message = emsg ? strdup(emsg) : NULL;
-        d->res.call_results_len = s->calls.size;
-        d->res.call_results = msgpack_sbuffer_release(&s->calls);
-        d->res.ncalls = s->ncalls;
-        d->res.ms = (double)(pool_now_ns() - job->submit_ns) / 1e6;
-        if (pool->done_tail)
-            pool->done_tail->next = d;
-        else
-            pool->done_head = d;
-        pool->done_tail = d;
-        pool->recent_ms[pool->recent_n++ % 64] = d->res.ms;
-    }
-    pool->jobs[st]++;
-    pool_job_free(job);
-}
-
-void pool_requeue_front(rb_pool *pool, pool_job *job)
-{
-    job->next = pool->queue_head;
-    pool->queue_head = job;
-    if (!pool->queue_tail) pool->queue_tail = job;
-    pool->queued++;
-}
-
 static void dispatch(rb_pool *pool)
 {
     for (int i = 0; i < pool->cfg.slots && pool->queue_head; i++) {
@@ -126,13 +44,6 @@ static void dispatch(rb_pool *pool)
         job->next = NULL;
         slot_start_job(s, job);
     }
-}
-
-void pool_job_free(pool_job *job)
-{
-    free(job->files);
-    free(job->wire);
-    free(job);
 }
 
 /* The job's distinct files (a few at most), for its zygote to compile
@@ -170,6 +81,11 @@ int rb_pool_submit(rb_pool *pool, uint64_t tag, const void *body, size_t len, co
 {
     pool_job *j = calloc(1, sizeof *j);
     if (!j) return -1;
+    j->done = calloc(1, sizeof *j->done);
+    if (!j->done) {
+        free(j);
+        return -1;
+    }
     j->tag = tag;
     j->ncalls = job->ncalls;
     j->timeout_ms = job->timeout_ms > 0 ? job->timeout_ms : RB_DEFAULT_TIMEOUT_MS;
@@ -191,7 +107,7 @@ int rb_pool_submit(rb_pool *pool, uint64_t tag, const void *body, size_t len, co
     msgpack_sbuffer_destroy(&settings);
     if (rc != 0) {
         msgpack_sbuffer_destroy(&wire);
-        free(j);
+        pool_job_free(j);
         return -1;
     }
     j->len = wire.size;
@@ -206,6 +122,11 @@ int rb_pool_submit(rb_pool *pool, uint64_t tag, const void *body, size_t len, co
     pool->queued++;
     dispatch(pool);
     return 0;
+}
+
+int rb_pool_max_pollfds(const rb_pool *pool)
+{
+    return 1 + SLOT_MAX_FDS * pool->cfg.slots;
 }
 
 int rb_pool_pollfds(rb_pool *pool, struct pollfd *fds, int max)
@@ -315,9 +236,9 @@ rb_pool *rb_pool_new(const rb_pool_config *cfg, rb_err *err)
     /* Wait for every slot's first child: the cold start happens here, not
      * on a job's time. */
     int64_t deadline = pool_now_ms() + pool->cfg.start_timeout_ms;
-    struct pollfd fds[1 + 4 * 256];
-    int maxfds = (int)(sizeof fds / sizeof fds[0]);
-    while (!all_ready(pool) && !pool->setup_error && pool->mother_failures == 0) {
+    int maxfds = rb_pool_max_pollfds(pool);
+    struct pollfd *fds = calloc((size_t)maxfds, sizeof *fds);
+    while (fds && !all_ready(pool) && !pool->setup_error && pool->mother_failures == 0) {
         int64_t now = pool_now_ms();
         if (now >= deadline) break;
         int n = rb_pool_pollfds(pool, fds, maxfds);
@@ -327,6 +248,7 @@ rb_pool *rb_pool_new(const rb_pool_config *cfg, rb_err *err)
         poll(fds, (nfds_t)n, wait);
         rb_pool_process(pool, fds, n);
     }
+    free(fds);
     if (!all_ready(pool)) {
         if (pool->setup_error)
             rb_err_set(err, "trampoline: %s", pool->setup_error);

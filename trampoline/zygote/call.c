@@ -14,7 +14,6 @@
 #define PY_SSIZE_T_CLEAN /* "y#" takes a Py_ssize_t length */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +27,7 @@
  * child, so it only grows for the job's calls; the warm-up empties it. */
 static PyObject *modules;
 
-int runner_call_init(void)
+int call_init(void)
 {
     modules = PyDict_New();
     return modules ? 0 : -1;
@@ -139,7 +138,7 @@ static PyObject *compile_text(const char *text, Py_ssize_t len, const char *file
  * the inherited code only if the bytes are the ones it was compiled from:
  * a file edited in place, however quickly, is compiled afresh.
  */
-#define CACHE_SLOTS 64
+#define CACHE_SLOTS 64 /* the jobs' files; the warm-up's has a slot of its own */
 #define CACHE_MAX_FILE (256 << 10) /* larger files are compiled by each child */
 
 typedef struct cached_code {
@@ -148,12 +147,12 @@ typedef struct cached_code {
     PyObject *code;
 } cached_code;
 
-static cached_code cache[CACHE_SLOTS];
+static cached_code cache[CACHE_SLOTS + 1]; /* [CACHE_SLOTS]: the warm-up's, never evicted */
 static unsigned cache_next; /* the slot to reuse when all are taken */
 
 static cached_code *cache_find(const char *path)
 {
-    for (int i = 0; i < CACHE_SLOTS; i++)
+    for (int i = 0; i <= CACHE_SLOTS; i++)
         if (cache[i].path && strcmp(cache[i].path, path) == 0) return &cache[i];
     return NULL;
 }
@@ -169,7 +168,7 @@ static PyObject *compile_bytes(PyObject *text, const char *path)
     return compile_text(PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text), path, false);
 }
 
-void runner_cache_file(const char *path)
+static void cache_into(const char *path, bool pinned)
 {
     struct stat sb;
     int fd = open_source(path, O_NONBLOCK, &sb); /* the zygote must never wait */
@@ -193,11 +192,21 @@ void runner_cache_file(const char *path)
         PyErr_Clear();
         return;
     }
-    if (!c) c = &cache[cache_next++ % CACHE_SLOTS];
+    if (!c) c = pinned ? &cache[CACHE_SLOTS] : &cache[cache_next++ % CACHE_SLOTS];
     free(c->path);
     Py_XDECREF(c->text);
     Py_XDECREF(c->code);
     *c = (cached_code){.path = copy, .text = text, .code = code};
+}
+
+void call_cache_file(const char *path)
+{
+    cache_into(path, false);
+}
+
+void call_cache_warm_file(const char *path)
+{
+    cache_into(path, true);
 }
 
 /* The code of a module's file: the zygote's if the file still holds the
@@ -233,9 +242,7 @@ static int publish_module(const char *name, PyObject *mod)
     return rc;
 }
 
-/* Take the job's modules out of sys.modules and forget them (the
- * warm-up's, so that the job finds nothing of it). */
-static void forget_modules(void)
+void call_forget_modules(void)
 {
     PyObject *sys_modules = PyImport_GetModuleDict(); /* borrowed */
     PyObject *key, *mod;
@@ -290,9 +297,8 @@ static PyObject *load_module(PyObject *key, const char *module_path, const char 
     return mod;
 }
 
-PyObject *runner_call(const char *module_path, const char *source, size_t source_len,
-                      const char *fcn, const char *cwd, PyObject *paths, PyObject *args,
-                      PyObject *kwargs)
+PyObject *call_run(const char *module_path, const char *source, size_t source_len, const char *fcn,
+                   const char *cwd, PyObject *paths, PyObject *args, PyObject *kwargs)
 {
     if (add_paths(paths) != 0) return NULL;
     if (chdir(cwd) != 0) return PyErr_SetFromErrnoWithFilename(PyExc_OSError, cwd);
@@ -322,33 +328,4 @@ PyObject *runner_call(const char *module_path, const char *source, size_t source
     }
     Py_DECREF(mod);
     return result;
-}
-
-void runner_warm(const char *warm_file)
-{
-    static const rb_job none = {0};
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", warm_file);
-    dirname(dir);
-    if (runner_prepare(&none) == 0) {
-        PyObject *paths = Py_BuildValue("[s]", dir);
-        PyObject *args = Py_BuildValue("(i)", 1);
-        PyObject *kwargs = Py_BuildValue("{s:i}", "a", 1);
-        PyObject *r = paths && args && kwargs
-                          ? runner_call(warm_file, NULL, 0, "f", dir, paths, args, kwargs)
-                          : NULL;
-        Py_XDECREF(r);
-        PyErr_Clear();
-        /* Nothing of the warm-up stays for the job to see. */
-        PyObject *sys_path = PySys_GetObject("path");
-        Py_ssize_t at =
-            paths && sys_path ? PySequence_Index(sys_path, PyList_GET_ITEM(paths, 0)) : -1;
-        if (at >= 0) PySequence_DelItem(sys_path, at);
-        Py_XDECREF(paths);
-        Py_XDECREF(args);
-        Py_XDECREF(kwargs);
-        forget_modules();
-    }
-    PyErr_Clear();
-    runner_flush();
 }

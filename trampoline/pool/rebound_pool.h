@@ -46,6 +46,7 @@ typedef struct rb_pool_config {
     int mem_limit_mb;        /* address space the child may add; 0: no limit */
     bool allow_network;
     const char *run_as;       /* user children switch to when running as root */
+    long uid_base;            /* > 0: slot i runs as uid/gid uid_base + i instead */
     bool sandbox_best_effort; /* start even when a sandbox feature is missing */
     bool no_huge_pages;       /* Python's own arenas and plain malloc (arenas.c), for A/B */
     int spawn_timeout_ms;     /* a child not ready by then: replace the zygote */
@@ -89,6 +90,10 @@ int rb_pool_submit(rb_pool *pool, uint64_t tag, const void *body, size_t len, co
 
 /* Fill fds (at most max) with what the pool needs polled. Returns the count. */
 int rb_pool_pollfds(rb_pool *pool, struct pollfd *fds, int max);
+
+/* The most fds rb_pool_pollfds can return for this pool (it grows with
+ * the slots): size the caller's array with it. */
+int rb_pool_max_pollfds(const rb_pool *pool);
 
 /* Milliseconds until the pool next needs rb_pool_process (a deadline, a
  * respawn backoff), or -1 when it only waits on fds. */

@@ -26,38 +26,6 @@
 #include "runner.h"
 #include "trampoline.h"
 
-const char *tr_role = "trampoline";
-
-void tr_log(const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "rebound-trampoline[%d] %s: %s\n", (int)getpid(), tr_role, line);
-}
-
-int tr_sigchld_fd(void)
-{
-    sigset_t chld;
-    sigemptyset(&chld);
-    sigaddset(&chld, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &chld, NULL);
-    return signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-}
-
-bool tr_single_threaded(void)
-{
-    FILE *f = fopen("/proc/self/status", "re");
-    char line[128];
-    int n = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "Threads: %d", &n) == 1) break;
-    if (f) fclose(f);
-    return n == 1;
-}
-
 static int usage(const char *what)
 {
     fprintf(stderr, "rebound-trampoline: %s (started by rebound-worker, not by hand)\n", what);
@@ -72,6 +40,7 @@ static int parse_args(int argc, char **argv, tr_config *cfg)
                                          {"preload", required_argument, 0, 'p'},
                                          {"mem-limit-mb", required_argument, 0, 'M'},
                                          {"run-as", required_argument, 0, 'u'},
+                                         {"uid-base", required_argument, 0, 'U'},
                                          {"allow-network", no_argument, 0, 'n'},
                                          {"strict", no_argument, 0, 's'},
                                          {"max-result-bytes", required_argument, 0, 'R'},
@@ -104,6 +73,9 @@ static int parse_args(int argc, char **argv, tr_config *cfg)
             break;
         case 'M':
             cfg->sandbox.mem_limit_mb = (int)strtol(optarg, &end, 10);
+            break;
+        case 'U':
+            cfg->sandbox.uid_base = strtol(optarg, &end, 10);
             break;
         case 'u':
             cfg->sandbox.run_as = optarg;
@@ -208,7 +180,7 @@ static int send_hello(const tr_state *st)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    ctl_msg_init(&sb, &pk, "hello", 2);
+    ctl_msg_init(&sb, &pk, CTL_HELLO, 2);
     rb_pack_key(&pk, "pid");
     msgpack_pack_int64(&pk, getpid());
     rb_pack_key(&pk, "preload_failed");
@@ -228,7 +200,11 @@ int main(int argc, char **argv)
     /* Die with the pool, whatever killed it (the pool checked, before the
      * exec, that it was still there). */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* As python3 does: a write past the file-size limit or to a closed pipe
+     * is an OSError for the job (EFBIG, EPIPE), not a death by signal.
+     * Children inherit this; subprocess restores both in what it runs. */
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
     /* glibc reserves 64 MB of address space per malloc arena, one arena per
      * thread: under a job's address-space limit, a few threads would use it
      * all up. Two arenas serve threads as well. */
@@ -277,7 +253,7 @@ int main(int argc, char **argv)
     }
     /* The warm-up's module comes compiled, as a job's repeated file does:
      * what the warm-up readies is the path of such a job. */
-    runner_cache_file(st.warm_file);
+    call_cache_warm_file(st.warm_file);
     if (st.cfg.native) sandbox_prepare(&st.cfg.sandbox, &st.plan);
     /* Anything the preload printed must not reach every child's output. */
     runner_flush();

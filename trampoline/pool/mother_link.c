@@ -58,7 +58,8 @@ int pool_start_mother(rb_pool *pool)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -1;
-    char fdarg[16], mem[16], maxres[32];
+    char fdarg[16], mem[16], maxres[32], uidbase[24];
+    snprintf(uidbase, sizeof uidbase, "%ld", pool->cfg.uid_base);
     snprintf(mem, sizeof mem, "%d", pool->cfg.mem_limit_mb);
     snprintf(maxres, sizeof maxres, "%zu", pool->cfg.max_result_bytes);
     char **env = trampoline_environment(!pool->cfg.no_huge_pages);
@@ -95,6 +96,10 @@ int pool_start_mother(rb_pool *pool)
         argv[a++] = maxres;
         if (pool->cfg.allow_network) argv[a++] = "--allow-network";
         if (pool->cfg.no_huge_pages) argv[a++] = "--no-huge-pages";
+        if (pool->cfg.uid_base > 0) {
+            argv[a++] = "--uid-base";
+            argv[a++] = uidbase;
+        }
         if (!pool->cfg.sandbox_best_effort) argv[a++] = "--strict";
         argv[a] = NULL;
         execve(pool->trampoline_path, (char *const *)argv, env);
@@ -147,43 +152,26 @@ static void drop_mother(rb_pool *pool, const char *why)
     }
 }
 
-int pool_request_zygote(rb_pool *pool, slot *s)
-{
-    if (!pool->mother_up) return -1;
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -1;
-    int rc = ctl_send_int(pool->mother_fd, "spawn", "slot", s->idx, &sv[1], 1);
-    close(sv[1]);
-    if (rc != 0) {
-        close(sv[0]);
-        return -1;
-    }
-    fcntl(sv[0], F_SETFL, O_NONBLOCK);
-    s->zctl = sv[0];
-    s->zygote_pid = 0;
-    return 0;
-}
-
 static void take_mother_msg(rb_pool *pool, const char *payload, size_t len)
 {
     msgpack_unpacked unp;
-    char type[32];
-    if (ctl_parse(payload, len, &unp, type, sizeof type) != 0) {
+    ctl_type type;
+    if (ctl_parse(payload, len, &unp, &type) != 0) {
         msgpack_unpacked_destroy(&unp);
         return;
     }
     long long idx = ctl_get_int(&unp.data, "slot", -1);
     slot *s = idx >= 0 && idx < pool->cfg.slots ? &pool->slots[idx] : NULL;
-    if (strcmp(type, "hello") == 0) {
+    if (type == CTL_HELLO) {
         char failed[1024];
         ctl_get_str(&unp.data, "preload_failed", failed, sizeof failed);
         free(pool->preload_failed);
         pool->preload_failed = strdup(failed);
         pool->mother_up = true;
         pool->mother_failures = 0;
-    } else if (strcmp(type, "spawned") == 0 && s) {
+    } else if (type == CTL_SPAWNED && s) {
         s->zygote_pid = (pid_t)ctl_get_int(&unp.data, "pid", 0);
-    } else if (strcmp(type, "spawn_failed") == 0 && s) {
+    } else if (type == CTL_SPAWN_FAILED && s) {
         char err[256];
         ctl_get_str(&unp.data, "err", err, sizeof err);
         slot_drop_zygote(s, err);
@@ -208,7 +196,7 @@ void pool_process_mother(rb_pool *pool, const struct pollfd *fds, int n, int64_t
             drop_mother(pool, "the trampoline exited");
             return;
         }
-        take_mother_msg(pool, pool->msg + 4, (size_t)len);
+        take_mother_msg(pool, ctl_payload(pool->msg), (size_t)len);
     }
     if (!pool->mother_up && now >= pool->mother_due_ms)
         drop_mother(pool, "the trampoline did not start in time");

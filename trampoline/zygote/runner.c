@@ -1,5 +1,7 @@
 #include "runner.h"
 
+#include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +65,7 @@ int runner_init(rb_err *err)
     fn_describe = PyObject_GetAttrString(mod, "describe");
     fn_reseed = PyObject_GetAttrString(mod, "reseed");
     Py_DECREF(mod);
-    if (!fn_prepare || !fn_describe || !fn_reseed || runner_call_init() != 0)
+    if (!fn_prepare || !fn_describe || !fn_reseed || call_init() != 0)
         return rb_err_set(err, "the runner helper is incomplete");
     return 0;
 }
@@ -207,4 +209,33 @@ void runner_flush(void)
         PyErr_Clear();
     }
     fflush(NULL);
+}
+
+void runner_warm(const char *warm_file)
+{
+    static const rb_job none = {0};
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", warm_file);
+    dirname(dir);
+    if (runner_prepare(&none) == 0) {
+        PyObject *paths = Py_BuildValue("[s]", dir);
+        PyObject *args = Py_BuildValue("(i)", 1);
+        PyObject *kwargs = Py_BuildValue("{s:i}", "a", 1);
+        PyObject *r = paths && args && kwargs
+                          ? call_run(warm_file, NULL, 0, "f", dir, paths, args, kwargs)
+                          : NULL;
+        Py_XDECREF(r);
+        PyErr_Clear();
+        /* Nothing of the warm-up stays for the job to see. */
+        PyObject *sys_path = PySys_GetObject("path");
+        Py_ssize_t at =
+            paths && sys_path ? PySequence_Index(sys_path, PyList_GET_ITEM(paths, 0)) : -1;
+        if (at >= 0) PySequence_DelItem(sys_path, at);
+        Py_XDECREF(paths);
+        Py_XDECREF(args);
+        Py_XDECREF(kwargs);
+        call_forget_modules();
+    }
+    PyErr_Clear();
+    runner_flush();
 }

@@ -33,7 +33,7 @@
 /* Where a protocol fd lands in the child: high, and not 0-2. */
 #define CHILD_FD_BASE 200
 
-static void send_msg(int zctl, const char *type, long long pid, long long status, const int *fds,
+static void send_msg(int zctl, ctl_type type, long long pid, long long status, const int *fds,
                      int nfds)
 {
     msgpack_sbuffer sb;
@@ -122,7 +122,7 @@ static pid_t spawn_child(tr_state *st, int slot, int zctl, int sigfd, const char
      * before anyone may need to signal it. */
     setpgid(pid, pid);
     int fds[3] = {job[1], res[0], cap[0]};
-    send_msg(zctl, "child", pid, -1, fds, 3);
+    send_msg(zctl, CTL_CHILD, pid, -1, fds, 3);
     close(job[1]);
     close(res[0]);
     close(cap[0]);
@@ -144,6 +144,8 @@ static bool may_raise_priority(void)
 static void compile_files(const tr_state *st, const msgpack_object *files)
 {
     if (!files || files->type != MSGPACK_OBJECT_ARRAY) return;
+    /* Only what the run-as user may read (sandbox_user.c says why). */
+    if (st->cfg.native) sandbox_user_fs(&st->plan, true);
     for (uint32_t i = 0; i < files->via.array.size; i++) {
         const msgpack_object *f = &files->via.array.ptr[i];
         char path[PATH_MAX];
@@ -152,8 +154,34 @@ static void compile_files(const tr_state *st, const msgpack_object *files)
                      f->via.str.ptr) >= (int)sizeof path ||
             strlen(path) != strlen(st->cfg.code_root) + 1 + f->via.str.size)
             continue; /* too long, or a NUL inside */
-        runner_cache_file(path);
+        call_cache_file(path);
     }
+    if (st->cfg.native) sandbox_user_fs(&st->plan, false);
+}
+
+static int try_child_dir(tr_state *st, const char *path, rb_err *err)
+{
+    if (st->cfg.native) return sandbox_make_tmpdir(&st->plan, path, err);
+    if (mkdir(path, 0700) != 0) return rb_err_set(err, "mkdir %s: %s", path, strerror(errno));
+    return 0;
+}
+
+/* A child's private directory; if the pool's base directory was removed,
+ * it is made again first (else every zygote would fail here, be replaced,
+ * and fail again, for as long as the pool runs). */
+static int make_child_dir(tr_state *st, const char *path, rb_err *err)
+{
+    if (try_child_dir(st, path, err) == 0) return 0;
+    rb_err again = {{0}};
+    int restored = tmpdir_restore_base(&again);
+    if (restored < 0) {
+        rb_err first = *err;
+        return rb_err_set(err, "%s; %s", first.msg, again.msg);
+    }
+    if (restored == 0) return -1;
+    tr_log("the pool's directory was removed; made it again");
+    *err = (rb_err){{0}};
+    return try_child_dir(st, path, err);
 }
 
 /* A child of this zygote and its private directory. */
@@ -179,6 +207,33 @@ static void end_child(zchild *c)
     tmpdir_remove(c->tmpdir);
 }
 
+/* Read what the pool sent: "taken" moves the spare to the claimed children
+ * and compiles the job's files. The pool gone: end everything and exit. */
+static void take_messages(const tr_state *st, int zctl, zchild *spare, zchild *claimed)
+{
+    static char buf[CTL_MAX_MSG];
+    ssize_t n;
+    while ((n = ctl_recv(zctl, buf, sizeof buf, NULL, NULL)) > 0) {
+        msgpack_unpacked unp;
+        ctl_type type;
+        if (ctl_parse(ctl_payload(buf), (size_t)n, &unp, &type) == 0 && type == CTL_TAKEN &&
+            spare->pid > 0 && ctl_get_int(&unp.data, "pid", 0) == spare->pid) {
+            claimed[free_claim(claimed)] = *spare;
+            spare->pid = 0;
+            /* Before the next spare is forked: it inherits them. */
+            compile_files(st, rb_map_get(&unp.data, "files"));
+        }
+        msgpack_unpacked_destroy(&unp);
+    }
+    if (n == 0 || (n < 0 && errno != EAGAIN)) {
+        /* The pool is gone (or replacing us): take the children along. */
+        end_child(spare);
+        for (int i = 0; i < MAX_CLAIMED; i++)
+            end_child(&claimed[i]);
+        _exit(0);
+    }
+}
+
 void zygote_run(tr_state *st, int slot, int zctl)
 {
     tr_role = "zygote";
@@ -192,6 +247,12 @@ void zygote_run(tr_state *st, int slot, int zctl)
     int sigfd = tr_sigchld_fd();
     if (sigfd < 0) {
         tr_log("signalfd: %s", strerror(errno));
+        _exit(1);
+    }
+    rb_err gerr = {{0}};
+    if (st->cfg.native) sandbox_user_for_slot(&st->plan, slot);
+    if (st->cfg.native && sandbox_user_drop_groups(&st->plan, &gerr) != 0) {
+        tr_log("%s", gerr.msg);
         _exit(1);
     }
 
@@ -214,9 +275,8 @@ void zygote_run(tr_state *st, int slot, int zctl)
         if (spare.pid == 0 && free_claim(claimed) >= 0) {
             rb_err err = {{0}};
             tmpdir_path(spare.tmpdir, sizeof spare.tmpdir, getpid(), seq++);
-            if (st->cfg.native ? sandbox_make_tmpdir(&st->plan, spare.tmpdir, &err) != 0
-                               : mkdir(spare.tmpdir, 0700) != 0) {
-                tr_log("slot %d: %s", slot, err.msg[0] ? err.msg : strerror(errno));
+            if (make_child_dir(st, spare.tmpdir, &err) != 0) {
+                tr_log("slot %d: %s", slot, err.msg);
                 _exit(1);
             }
             if (caches_seed_job(&st->caches, spare.tmpdir, st->cfg.native && st->plan.switch_user,
@@ -239,30 +299,7 @@ void zygote_run(tr_state *st, int slot, int zctl)
         struct pollfd pfd[2] = {{zctl, POLLIN, 0}, {sigfd, POLLIN, 0}};
         if (poll(pfd, 2, -1) < 0 && errno != EINTR) _exit(1);
 
-        if (pfd[0].revents) {
-            static char buf[CTL_MAX_MSG];
-            ssize_t n;
-            while ((n = ctl_recv(zctl, buf, sizeof buf, NULL, NULL)) > 0) {
-                msgpack_unpacked unp;
-                char type[16];
-                if (ctl_parse(buf + 4, (size_t)n, &unp, type, sizeof type) == 0 &&
-                    strcmp(type, "taken") == 0 && spare.pid > 0 &&
-                    ctl_get_int(&unp.data, "pid", 0) == spare.pid) {
-                    claimed[free_claim(claimed)] = spare;
-                    spare.pid = 0;
-                    /* Before the next spare is forked: it inherits them. */
-                    compile_files(st, rb_map_get(&unp.data, "files"));
-                }
-                msgpack_unpacked_destroy(&unp);
-            }
-            if (n == 0 || (n < 0 && errno != EAGAIN)) {
-                /* The pool is gone (or replacing us): take the children along. */
-                end_child(&spare);
-                for (int i = 0; i < MAX_CLAIMED; i++)
-                    end_child(&claimed[i]);
-                _exit(0);
-            }
-        }
+        if (pfd[0].revents) take_messages(st, zctl, &spare, claimed);
         if (pfd[1].revents) {
             struct signalfd_siginfo si;
             while (read(sigfd, &si, sizeof si) > 0) {
@@ -270,13 +307,17 @@ void zygote_run(tr_state *st, int slot, int zctl)
             int status;
             pid_t pid;
             while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+                /* A spare that took a job and ended before we read the pool's
+                 * "taken" (sent before the job was written, so it is queued
+                 * by now) is a claimed child, not an idle one that died. */
+                if (pid == spare.pid) take_messages(st, zctl, &spare, claimed);
                 zchild *c = pid == spare.pid ? &spare : NULL;
                 for (int i = 0; !c && i < MAX_CLAIMED; i++)
                     if (claimed[i].pid == pid) c = &claimed[i];
                 if (!c) continue; /* an orphan of a job */
                 /* Whatever the child left running goes with it. */
                 kill_group(pid);
-                send_msg(zctl, "exit", pid, status, NULL, 0);
+                send_msg(zctl, CTL_EXIT, pid, status, NULL, 0);
                 tmpdir_remove(c->tmpdir);
                 c->pid = 0;
             }

@@ -63,6 +63,10 @@ void child_run(tr_state *st, int job_fd, int result_fd, int capture_fd, const ch
 
 /* tmpdirs.c: children's private temporary directories. */
 int tmpdir_make_base(rb_err *err); /* the mother's, once */
+/* The base again if it was removed (by a cleaner of /tmp, say): 1 when it
+ * was made again, 0 when it is there, -1 with err when the name is taken
+ * by something that is not the pool's. */
+int tmpdir_restore_base(rb_err *err);
 /* A file in the base, readable by every child (not writable). */
 int tmpdir_base_file(const char *name, const char *text, char *path, size_t cap, rb_err *err);
 void tmpdir_remove_base(void);

@@ -38,8 +38,8 @@ void sandbox_prepare(const sandbox_config *cfg, sandbox_plan *plan)
             plan->uid = pw->pw_uid;
             plan->gid = pw->pw_gid;
         } else {
-            snprintf(plan->user_error, sizeof plan->user_error, "%s",
-                     pw ? "run-as user is root" : "run-as user does not exist");
+            snprintf(plan->user_error, sizeof plan->user_error, "run-as user %s %s", cfg->run_as,
+                     pw ? "is root" : "does not exist");
         }
     }
     /* Without a network namespace the filter also refuses inet sockets. */
@@ -47,6 +47,7 @@ void sandbox_prepare(const sandbox_config *cfg, sandbox_plan *plan)
     rb_err err = {{0}};
     if (sandbox_seccomp_build(plan->bpf_denies_inet, plan, &err) != 0)
         snprintf(plan->seccomp_error, sizeof plan->seccomp_error, "%s", err.msg);
+    sandbox_spare_prepare(plan);
     /* Measured after the preload (the caller's order): what children inherit. */
     plan->base_vsz_kb = own_vsz_kb();
 }
@@ -79,6 +80,13 @@ int sandbox_apply(const sandbox_plan *plan, char *report, size_t cap, rb_err *er
         add(report, cap, "network-allowed");
     }
 
+    /* As root, before the switch of user takes the right to. */
+    if (sandbox_ipc_enter(&step) == 0) {
+        add(report, cap, "ipcns");
+    } else {
+        add(missing, sizeof missing, step.msg);
+    }
+
     if (sandbox_rlimits_apply(plan, &step) == 0) {
         add(report, cap, "rlimits");
     } else {
@@ -88,7 +96,10 @@ int sandbox_apply(const sandbox_plan *plan, char *report, size_t cap, rb_err *er
     if (plan->switch_user) {
         if (sandbox_user_switch(plan, &step) == 0) {
             char who[64];
-            snprintf(who, sizeof who, "user=%s", plan->cfg.run_as);
+            if (plan->cfg.uid_base > 0)
+                snprintf(who, sizeof who, "user=uid-per-slot");
+            else
+                snprintf(who, sizeof who, "user=%s", plan->cfg.run_as);
             add(report, cap, who);
         } else {
             add(missing, sizeof missing, step.msg);
