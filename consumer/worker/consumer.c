@@ -362,6 +362,12 @@ static rb_pool *start_pool(rb_consumer *c)
     const char *failed = rb_pool_preload_failed(pool);
     rb_info("pool ready: %d slots, mode %s, sandbox %s%s%s", cfg->slots, rb_mode_name(cfg->mode),
             rb_pool_sandbox(pool), failed[0] ? "; preload failed: " : "", failed);
+    /* Started with --sandbox-best-effort and something is missing: say so
+     * where a log filtered to warnings shows it. */
+    const char *missing = strstr(rb_pool_sandbox(pool), "missing:");
+    if (cfg->mode == RB_MODE_NATIVE && missing)
+        rb_warn("sandbox: jobs run without %s (--sandbox-best-effort)",
+                missing + strlen("missing:"));
     return pool;
 }
 

@@ -25,9 +25,11 @@ import unittest
 from worker_itest import (REDIS_URL, Client, Worker, delete_queues, job, redis_client, run_tests,
                           unique_queue, wait_until)
 
-ALL_LAYERS_AS_ROOT = "pgrp,netns,rlimits,user=nobody,nnp,seccomp"
+# As users run it: a uid per slot (--uid-base, default 60000).
+ALL_LAYERS_AS_ROOT = "pgrp,netns,ipcns,rlimits,user=uid-per-slot,nnp,seccomp"
+UID_BASE = 60000
 NO_SUCH_USER = "rbtest-no-such-user"
-MISSING_USER = "run-as user does not exist"
+MISSING_USER = "run-as user %s does not exist" % NO_SUCH_USER
 
 
 class Heartbeat:
@@ -86,7 +88,8 @@ class AllLayers(unittest.TestCase):
         self.assertEqual(hb.sandbox(), ALL_LAYERS_AS_ROOT)
         self.assertRegex(hb.worker.text(), r"pool ready: .*mode native, sandbox %s\n"
                          % re.escape(ALL_LAYERS_AS_ROOT))
-        self.assertEqual(hb.whoami(), pwd.getpwnam("nobody").pw_uid)
+        # Slot i of the (only) consumer: uid 60000 + i.
+        self.assertIn(hb.whoami(), range(UID_BASE, UID_BASE + hb.worker.slots))
         hb.worker.stop()
 
 
@@ -96,7 +99,9 @@ class Refused(unittest.TestCase):
         with self.assertRaises(KeyError):
             pwd.getpwnam(NO_SUCH_USER)
         queue = unique_queue("refuse")
-        w = Worker(queue, mode="native", ready=False, args=["--run-as", NO_SUCH_USER])
+        # --run-as counts only without a uid per slot.
+        w = Worker(queue, mode="native", ready=False,
+                   args=["--uid-base", "0", "--run-as", NO_SUCH_USER])
         self.addCleanup(delete_queues, queue, queue + ".dead")
         self.addCleanup(w.cleanup)
         rc = w.wait(60)
@@ -116,7 +121,7 @@ class BestEffort(unittest.TestCase):
         require_root()
         if NO_SUCH_USER in {p.pw_name for p in pwd.getpwall()}:
             raise AssertionError("user %s exists" % NO_SUCH_USER)
-        cls.hb = Heartbeat("besteffort", args=["--run-as", NO_SUCH_USER],
+        cls.hb = Heartbeat("besteffort", args=["--uid-base", "0", "--run-as", NO_SUCH_USER],
                            sandbox_best_effort=True)
 
     @classmethod
@@ -128,19 +133,14 @@ class BestEffort(unittest.TestCase):
 
     def test_heartbeat_records_what_is_missing(self):
         self.assertEqual(self.hb.sandbox(),
-                         "pgrp,netns,rlimits,nnp,seccomp;missing:%s" % MISSING_USER)
+                         "pgrp,netns,ipcns,rlimits,nnp,seccomp;missing:%s" % MISSING_USER)
 
     def test_jobs_run_without_the_missing_layer(self):
         self.assertEqual(self.hb.whoami(), 0)  # the switch of user is what is missing
 
-    @unittest.expectedFailure
     def test_warns(self):
-        # README: "unless --sandbox-best-effort is given; then it warns".
-        # The worker reports the missing layer at info level only ("pool
-        # ready: ... sandbox ...;missing:..."), so a log filtered to
-        # warnings never shows that jobs run without it. A known product
-        # gap: once the worker warns, this passes ("unexpected success"
-        # fails the run) and the decorator must go.
+        # README: "unless --sandbox-best-effort is given; then it warns":
+        # a log filtered to warnings shows that jobs run without a layer.
         self.assertRegex(self.hb.worker.text(), r"(?m)^\S+ warn +\S+: [^\n]*%s" % MISSING_USER)
 
 

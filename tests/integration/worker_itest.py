@@ -121,6 +121,7 @@ class Worker:
         when a sandbox layer cannot be applied, as it does for users."""
         self.queue = queue
         self.mode = mode or MODE
+        self.slots = slots
         self.consumers = consumers
         self.code_root = tempfile.mkdtemp(prefix="rbw-code-")
         # Native mode runs jobs as --run-as (nobody): they must read the code.

@@ -136,7 +136,8 @@ static int setup(void **state)
         "        f.write(str(p.pid))\n"
         "    done = b'\\x81\\xa1t\\xa4done'\n"
         "    call = b'\\x82\\xa1t\\xa4call\\xa7present\\xc3'\n"
-        "    frame = done if kind == 'done' else call\n"
+        "    setup_failed = b'\\x82\\xa1t\\xacsetup_failed\\xa3err\\xa4evil'\n"
+        "    frame = {'done': done, 'call': call, 'setup_failed': setup_failed}[kind]\n"
         "    for fd in range(3, 1024):\n"
         "        try:\n"
         "            st = os.fstat(fd)\n"
@@ -581,11 +582,12 @@ static bool pid_gone(pid_t pid)
 static void test_forged_frames_cannot_end_a_job_early(void **state)
 {
     (void)state;
-    /* A job writes "done" (or extra "call" reports) into its own result
-     * pipe and keeps running: the pool must not take it at its word, and
-     * nothing the job started may outlive it. */
-    const char *kinds[] = {"done", "call"};
-    for (int k = 0; k < 2; k++) {
+    /* A job writes "done" (or extra "call" reports, or the "setup_failed"
+     * only a spare still setting up may send) into its own result pipe and
+     * keeps running: the pool must not take it at its word, and nothing the
+     * job started may outlive it. */
+    const char *kinds[] = {"done", "call", "setup_failed"};
+    for (int k = 0; k < 3; k++) {
         char pidfile[128], args[256];
         snprintf(pidfile, sizeof pidfile, "%s/forge-pid", statedir);
         unlink(pidfile);

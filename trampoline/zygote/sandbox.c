@@ -31,7 +31,13 @@ void sandbox_prepare(const sandbox_config *cfg, sandbox_plan *plan)
         else
             snprintf(plan->netns_error, sizeof plan->netns_error, "%s", err.msg);
     }
-    if (geteuid() == 0) {
+    if (geteuid() == 0 && cfg->uid_base > 0) {
+        /* A uid per slot needs no user of the system: each zygote sets its
+         * own (sandbox_user_for_slot). */
+        plan->switch_user = true;
+        plan->uid = (uid_t)cfg->uid_base;
+        plan->gid = (gid_t)cfg->uid_base;
+    } else if (geteuid() == 0) {
         struct passwd *pw = getpwnam(cfg->run_as);
         if (pw && pw->pw_uid != 0) {
             plan->switch_user = true;
