@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "consumer_internal.h"
-#include "wclock.h"
+#include "rebound_base.h"
 #include "worker_log.h"
 
 #define DIRECT_REPLY_TO "amq.rabbitmq.reply-to"
@@ -257,15 +257,12 @@ static void on_acked(void *ctx, rb_outmsg *m)
     rb_outmsg_free(m);
 }
 
-/* Publishing again at once would spin as long as the broker keeps
- * refusing (a full reply queue): wait 200 ms, doubling up to 10 s. */
+/* The broker refused a result: publish it again later (confirms.h says
+ * how much later). */
 static void on_nacked(void *ctx, rb_outmsg *m)
 {
     rb_consumer *c = ctx;
-    int delay = 200;
-    for (int i = 0; i < m->nacks && delay < 10000; i++)
-        delay *= 2;
-    if (delay > 10000) delay = 10000;
+    int delay = (int)rb_backoff_next(&m->retry);
     m->nacks++;
     rb_warn("the broker refused a result for %s (basic.nack %d); publishing it again in %d ms",
             m->routing_key, m->nacks, delay);
