@@ -274,13 +274,6 @@ static void pool_log_line(void *ctx, const char *line)
     rb_warn("pool: %s", line);
 }
 
-/* The heartbeat's lines (its line already says "heartbeat:"). */
-static void pool_log_line_hb(void *ctx, const char *line)
-{
-    (void)ctx;
-    rb_warn("%s", line);
-}
-
 static rb_pool *start_pool(rb_consumer *c)
 {
     const rb_worker_config *cfg = c->cfg;
@@ -349,7 +342,7 @@ int rb_consumer_run(const rb_worker_config *cfg, const char *worker_id)
             rb_error("heartbeat: %s", err.msg);
             goto out;
         }
-        rb_heartbeat_set_log(c.hb, pool_log_line_hb, NULL);
+        rb_heartbeat_set_log(c.hb, rb_consumer_hb_log, NULL);
     }
     c.next_connect_ms = rb_mono_ms();
     rc = run_loop(&c);

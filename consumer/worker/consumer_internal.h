@@ -74,6 +74,9 @@ void rb_jobs_free(rb_consumer *c);
 
 /* consumer_hb.c */
 void rb_consumer_hb_fill(void *ctx, rb_hb_info *info);
+/* The heartbeat's log sink (rb_heartbeat_set_log): its lines join the
+ * worker's log. ctx is unused. */
+void rb_consumer_hb_log(void *ctx, const char *line);
 const char *rb_consumer_state(const rb_consumer *c);
 
 /* consumer.c: the AMQP connection failed; reconnect later. */

@@ -43,6 +43,17 @@ static void settle_now(rb_consumer *c, rb_settle how, uint64_t tag, uint64_t gen
     if (rc < 0) amqp_failed(c, &err);
 }
 
+/* Give a job back to the broker (basic.reject with requeue) when it can be
+ * neither run nor answered here: out of memory. Only on the connection it
+ * came on: on a later one its tag is dead and the broker requeued it
+ * already. */
+static void requeue(rb_consumer *c, uint64_t tag, uint64_t generation)
+{
+    if (!c->amqp || generation != c->generation) return;
+    rb_err err = {{0}};
+    if (rb_amqp_reject(c->amqp, tag, true, &err) < 0) amqp_failed(c, &err);
+}
+
 static void reject(rb_consumer *c, const rb_amqp_delivery *d, const char *id, const char *why)
 {
     c->jobs_rejected++;
@@ -107,10 +118,7 @@ static void submit(rb_consumer *c, rb_amqp_delivery *d, rb_job *job)
     rb_inflight *j = add_inflight(c);
     if (!j) {
         rb_error("job %s: out of memory; returning it to the queue", job->id);
-        if (c->amqp) {
-            rb_err err = {{0}};
-            if (rb_amqp_reject(c->amqp, d->tag, true, &err) < 0) amqp_failed(c, &err);
-        }
+        requeue(c, d->tag, c->generation);
         return;
     }
     j->pool_tag = ++c->next_pool_tag;
@@ -126,10 +134,7 @@ static void submit(rb_consumer *c, rb_amqp_delivery *d, rb_job *job)
     if (!j->job_id || rb_pool_submit(c->pool, j->pool_tag, d->body, d->len, job) < 0) {
         rb_error("job %s: out of memory submitting it; returning it to the queue", job->id);
         remove_inflight(c, c->njobs - 1);
-        if (c->amqp) {
-            rb_err err = {{0}};
-            if (rb_amqp_reject(c->amqp, d->tag, true, &err) < 0) amqp_failed(c, &err);
-        }
+        requeue(c, d->tag, c->generation);
         return;
     }
     rb_debug("job %s started (delivery %llu%s)", job->id, (unsigned long long)d->tag,
@@ -218,10 +223,7 @@ void rb_jobs_on_result(rb_consumer *c, rb_pool_result *res)
          * again later rather than lose it. */
         msgpack_sbuffer_destroy(&sb);
         rb_error("job %s: out of memory packing its result; returning it to the queue", j->job_id);
-        if (c->amqp && j->generation == c->generation) {
-            rb_err err = {{0}};
-            if (rb_amqp_reject(c->amqp, j->delivery_tag, true, &err) < 0) amqp_failed(c, &err);
-        }
+        requeue(c, j->delivery_tag, j->generation);
         remove_inflight(c, i);
         return;
     }
@@ -236,10 +238,7 @@ void rb_jobs_on_result(rb_consumer *c, rb_pool_result *res)
                                  sb.size, persistent_for(j->reply_to));
     if (!m) {
         rb_error("job %s: out of memory queueing its result; returning it to the queue", j->job_id);
-        if (c->amqp && j->generation == c->generation) {
-            rb_err err = {{0}};
-            if (rb_amqp_reject(c->amqp, j->delivery_tag, true, &err) < 0) amqp_failed(c, &err);
-        }
+        requeue(c, j->delivery_tag, j->generation);
         remove_inflight(c, i);
         return;
     }
