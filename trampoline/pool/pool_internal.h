@@ -161,7 +161,8 @@ void capture_free(capture *c);
 /* Read what fd holds now into c (discarding past max). Returns 0 on EOF,
  * 1 otherwise. */
 int capture_drain(capture *c, int fd);
-/* c's bytes as valid UTF-8 (invalid sequences become U+FFFD); caller frees. */
+/* c's bytes as valid UTF-8 (rb_utf8_repair: bytes outside well-formed
+ * sequences become U+FFFD); caller frees. */
 char *capture_utf8(const capture *c, size_t *len);
 
 /* procmem.c: RSS and PSS of one process in kB (0 when gone). */
