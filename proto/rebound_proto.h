@@ -243,4 +243,15 @@ int rb_pack_key(msgpack_packer *pk, const char *key);
 /* Look up a str key in a msgpack map; NULL when absent or not a map. */
 const msgpack_object *rb_map_get(const msgpack_object *map, const char *key);
 
+/* ---- text ----------------------------------------------------------------- */
+
+/*
+ * s[0..n) as well-formed UTF-8: every byte that is not part of a
+ * well-formed sequence becomes U+FFFD, as the packers do with the text they
+ * pack (s may be NULL when n is 0). Returns a NUL-terminated copy that the
+ * caller frees, with its length (without the NUL) in *out_len; NULL and
+ * *out_len 0 when out of memory.
+ */
+char *rb_utf8_repair(const void *s, size_t n, size_t *out_len);
+
 #endif

@@ -26,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "heartbeat_internal.h"
 
@@ -41,16 +40,6 @@ void rb_hb_set_reason(rb_heartbeat *hb, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(hb->reason, sizeof hb->reason, fmt, ap);
     va_end(ap);
-}
-
-static uint64_t rng_next(rb_heartbeat *hb)
-{
-    uint64_t x = hb->rng;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    hb->rng = x;
-    return x;
 }
 
 /* ---- hiredis event hooks: only record what hiredis wants ------------------- */
@@ -144,7 +133,7 @@ static void on_beat_reply(redisAsyncContext *ac, void *reply, void *priv)
             return;
         }
     }
-    hb->backoff_ms = BACKOFF_MIN_MS;
+    rb_backoff_reset(&hb->backoff);
     if (hb->outage) {
         rb_hb_log(hb, "heartbeat: redis reachable again");
         hb->outage = false;
@@ -172,7 +161,9 @@ void rb_heartbeat_set_log(rb_heartbeat *hb, void (*log)(void *ctx, const char *l
 
 /* ---- connection ------------------------------------------------------------- */
 
-/* Drop the connection (if any) and schedule a reconnect with backoff. */
+/* Drop the connection (if any) and schedule a reconnect with backoff: 100 ms
+ * doubling up to 5 s, each wait drawn from [d/2, d] so that the consumers of
+ * a host that lost Redis together do not come back together. */
 static void conn_down(rb_heartbeat *hb, const char *why)
 {
     char reason[sizeof hb->reason];
@@ -186,9 +177,7 @@ static void conn_down(rb_heartbeat *hb, const char *why)
     hb->failed = false;
     hb->want_read = hb->want_write = false;
 
-    int half = hb->backoff_ms / 2;
-    hb->next_connect = rb_hb_mono_ms() + half + (int64_t)(rng_next(hb) % (uint64_t)(half + 1));
-    hb->backoff_ms = hb->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : hb->backoff_ms * 2;
+    hb->next_connect = rb_mono_ms() + rb_backoff_next(&hb->backoff);
 
     if (!hb->outage && !hb->stopping) {
         rb_hb_log(hb, "heartbeat: redis %s unreachable: %s; retrying", hb->addr, reason);
@@ -277,7 +266,7 @@ static void send_beat(rb_heartbeat *hb, int64_t now)
 {
     rb_hb_hset a;
     rb_hb_info info;
-    int64_t beat_ms = rb_hb_unix_ms();
+    int64_t beat_ms = rb_wall_ms();
     hb->force = false;
     if (rb_hb_hset_make(hb, &a, &info, beat_ms, NULL) < 0) return;
     long long ttl = 3LL * hb->interval_ms;
@@ -353,12 +342,10 @@ rb_heartbeat *rb_heartbeat_new(const char *url, const char *prefix, int interval
     hb->op_timeout_ms = interval_ms < OP_TIMEOUT_MAX_MS ? interval_ms : OP_TIMEOUT_MAX_MS;
     hb->fill = fill;
     hb->ctx = ctx;
-    hb->backoff_ms = BACKOFF_MIN_MS;
-    int64_t now = rb_hb_mono_ms();
+    rb_backoff_init(&hb->backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS, true);
+    int64_t now = rb_mono_ms();
     hb->next_beat = now;
     hb->next_connect = now;
-    hb->rng = ((uint64_t)now << 20) ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)hb;
-    if (hb->rng == 0) hb->rng = 0x9e3779b97f4a7c15ULL;
     return hb;
 }
 
@@ -376,7 +363,7 @@ int rb_heartbeat_pollfd(rb_heartbeat *hb, struct pollfd *pfd)
 int rb_heartbeat_timeout_ms(rb_heartbeat *hb)
 {
     if (hb->stopped) return INT_MAX;
-    int64_t now = rb_hb_mono_ms();
+    int64_t now = rb_mono_ms();
     int64_t t = hb->next_beat;
     if (hb->ac == NULL) {
         if (hb->next_connect < t) t = hb->next_connect;
@@ -394,7 +381,7 @@ void rb_heartbeat_process(rb_heartbeat *hb, const struct pollfd *pfd)
     if (hb->stopped) return;
     if (pfd != NULL && hb->ac != NULL && pfd->fd == hb->ac->c.fd) rb_hb_handle_io(hb, pfd->revents);
     if (hb->failed) conn_down(hb, hb->reason);
-    int64_t now = rb_hb_mono_ms();
+    int64_t now = rb_mono_ms();
     check_deadlines(hb, now);
     if (hb->ac == NULL && now >= hb->next_connect) rb_hb_conn_start(hb, now);
     bool due = now >= hb->next_beat;
@@ -407,7 +394,7 @@ void rb_heartbeat_beat_now(rb_heartbeat *hb)
 {
     if (hb->stopped || hb->stopping) return;
     hb->force = true;
-    if (hb->ac != NULL && !hb->inflight) send_beat(hb, rb_hb_mono_ms());
+    if (hb->ac != NULL && !hb->inflight) send_beat(hb, rb_mono_ms());
 }
 
 void rb_heartbeat_free(rb_heartbeat *hb)

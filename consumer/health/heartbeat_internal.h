@@ -34,8 +34,8 @@ struct rb_heartbeat {
     bool force;           /* beat as soon as a connection can take it */
     int64_t next_beat;    /* monotonic ms of the next regular beat */
     int64_t next_connect; /* monotonic ms of the next connect, when ac == NULL */
-    int backoff_ms;
-    bool outage; /* "unreachable" logged, "reachable again" not yet */
+    rb_backoff backoff;   /* of reconnects; reset by a beat that went through */
+    bool outage;          /* "unreachable" logged, "reachable again" not yet */
 
     bool failed;          /* a reply said the connection is unusable */
     char reason[256];     /* first cause of the current connection's failure */
@@ -44,8 +44,6 @@ struct rb_heartbeat {
     bool stopping, stopped;
     bool stop_pending; /* the stop commands' last reply is outstanding */
     int stop_errors;
-
-    uint64_t rng; /* xorshift state for the backoff jitter */
 };
 
 /* The HSET command of one beat. */

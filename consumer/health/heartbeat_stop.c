@@ -35,7 +35,7 @@ static int send_stop(rb_heartbeat *hb)
 {
     rb_hb_hset a;
     rb_hb_info info;
-    if (rb_hb_hset_make(hb, &a, &info, rb_hb_unix_ms(), "stopped") < 0) {
+    if (rb_hb_hset_make(hb, &a, &info, rb_wall_ms(), "stopped") < 0) {
         rb_hb_set_reason(hb, "no worker id to remove");
         return -1;
     }
@@ -58,7 +58,7 @@ static int send_stop(rb_heartbeat *hb)
 static void stop_wait(rb_heartbeat *hb, int64_t deadline)
 {
     while (hb->stop_pending && hb->ac != NULL) {
-        int64_t left = deadline - rb_hb_mono_ms();
+        int64_t left = deadline - rb_mono_ms();
         if (left <= 0) {
             rb_hb_set_reason(hb, "no reply within the stop timeout");
             return;
@@ -79,14 +79,14 @@ int rb_heartbeat_stop(rb_heartbeat *hb, int timeout_ms)
 {
     if (hb->stopped) return -1;
     hb->stopping = true;
-    int64_t deadline = rb_hb_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = rb_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     int rc = -1;
     char why[sizeof hb->reason] = "";
     /* The existing connection is reused on purpose: a beat still in flight
      * on it is then processed by Redis before the DEL, not after. A second
      * attempt on a fresh connection covers one that had silently died. */
-    for (int attempt = 0; attempt < STOP_ATTEMPTS && rb_hb_mono_ms() < deadline; attempt++) {
-        if (hb->ac == NULL) rb_hb_conn_start(hb, rb_hb_mono_ms());
+    for (int attempt = 0; attempt < STOP_ATTEMPTS && rb_mono_ms() < deadline; attempt++) {
+        if (hb->ac == NULL) rb_hb_conn_start(hb, rb_mono_ms());
         if (hb->ac == NULL) {
             snprintf(why, sizeof why, "%s", hb->last_error);
             continue;

@@ -121,7 +121,7 @@ int rb_status_from_replies(const redisReply *zrange, redisReply *const *hashes, 
 {
     memset(out, 0, sizeof *out);
     out->look_ms = look_ms;
-    out->mono_ms = rb_hb_mono_ms();
+    out->mono_ms = rb_mono_ms();
     if (zrange == NULL || zrange->type != REDIS_REPLY_ARRAY || zrange->elements % 2 != 0)
         return rb_err_set(err, "ZRANGE: unexpected reply");
     size_t n = zrange->elements / 2;
@@ -165,7 +165,7 @@ int rb_status_read(redisContext *c, const char *prefix, rb_status_snapshot *out,
         freeReplyObject(z);
         return -1;
     }
-    int64_t look_ms = rb_hb_unix_ms();
+    int64_t look_ms = rb_wall_ms();
     size_t n = z->type == REDIS_REPLY_ARRAY ? z->elements / 2 : 0;
     redisReply **hashes = calloc(n + 1, sizeof *hashes);
     int rc = 0;

@@ -14,6 +14,7 @@
 #include <amqp_tcp_socket.h>
 
 #include "rebound_amqp.h"
+#include "rebound_base.h"
 #include "rpc.h"
 
 #define DIRECT_REPLY_TO "amq.rabbitmq.reply-to"
@@ -32,19 +33,12 @@ static rb_rpc_status fail(rb_rpc_status st, char *err, size_t cap, const char *f
     return st;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void new_correlation_id(char out[33])
 {
     unsigned char r[16];
     if (getrandom(r, sizeof r, 0) != sizeof r) {
         /* No entropy source: time and pid still keep concurrent clients apart. */
-        uint64_t t = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 40);
+        uint64_t t = (uint64_t)rb_mono_ms() ^ ((uint64_t)getpid() << 40);
         memcpy(r, &t, sizeof t);
         memcpy(r + 8, &t, sizeof t);
     }
@@ -138,9 +132,9 @@ static rb_rpc_status wait_reply(amqp_connection_state_t conn, const rb_rpc_reque
                                 const char *cid, void **reply, size_t *reply_len, char *err,
                                 size_t cap)
 {
-    int64_t deadline = now_ms() + req->timeout_ms;
+    int64_t deadline = rb_mono_ms() + req->timeout_ms;
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - rb_mono_ms();
         if (left <= 0) break;
         amqp_maybe_release_buffers(conn);
         struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};

@@ -40,7 +40,7 @@ static rb_amqp_event_type lost(rb_amqp_event *ev, bool graceful, const char *fmt
 static rb_amqp_event_type deliver(rb_amqp *a, rb_amqp_event *ev)
 {
     bool discard = a->rd_discard;
-    a->rd_state = 0;
+    a->rd_state = RB_RD_IDLE;
     a->rd_discard = false;
     a->rd_got = 0;
     if (discard) {
@@ -55,7 +55,7 @@ static rb_amqp_event_type deliver(rb_amqp *a, rb_amqp_event *ev)
 
 static rb_amqp_event_type on_header(rb_amqp *a, const amqp_frame_t *f, rb_amqp_event *ev)
 {
-    if (a->rd_state != 1)
+    if (a->rd_state != RB_RD_HEADER)
         return lost(ev, true, "protocol error: content header without a delivery");
     const amqp_basic_properties_t *p = f->payload.properties.decoded;
     rb_amqp_delivery *d = &a->rd;
@@ -75,7 +75,7 @@ static rb_amqp_event_type on_header(rb_amqp *a, const amqp_frame_t *f, rb_amqp_e
     if (nomem) /* the broker requeues what we cannot take */
         return lost(ev, true, "out of memory receiving a %llu-byte delivery",
                     (unsigned long long)size);
-    a->rd_state = 2;
+    a->rd_state = RB_RD_BODY;
     a->rd_got = 0;
     if (size == 0) return deliver(a, ev);
     return RB_EV_NONE;
@@ -83,7 +83,8 @@ static rb_amqp_event_type on_header(rb_amqp *a, const amqp_frame_t *f, rb_amqp_e
 
 static rb_amqp_event_type on_body(rb_amqp *a, const amqp_frame_t *f, rb_amqp_event *ev)
 {
-    if (a->rd_state != 2) return lost(ev, true, "protocol error: content body without a header");
+    if (a->rd_state != RB_RD_BODY)
+        return lost(ev, true, "protocol error: content body without a header");
     amqp_bytes_t b = f->payload.body_fragment;
     if (b.len > a->rd.len - a->rd_got)
         return lost(ev, true, "protocol error: content body longer than announced");
@@ -96,7 +97,7 @@ static rb_amqp_event_type on_body(rb_amqp *a, const amqp_frame_t *f, rb_amqp_eve
 static rb_amqp_event_type on_method(rb_amqp *a, const amqp_frame_t *f, rb_amqp_event *ev)
 {
     const amqp_method_t *m = &f->payload.method;
-    if (a->rd_state != 0)
+    if (a->rd_state != RB_RD_IDLE)
         return lost(ev, true, "protocol error: method 0x%08x inside a delivery", m->id);
     switch (m->id) {
     case AMQP_BASIC_DELIVER_METHOD: {
@@ -104,14 +105,14 @@ static rb_amqp_event_type on_method(rb_amqp *a, const amqp_frame_t *f, rb_amqp_e
         memset(&a->rd, 0, sizeof a->rd);
         a->rd.tag = d->delivery_tag;
         a->rd.redelivered = d->redelivered != 0;
-        a->rd_state = 1;
+        a->rd_state = RB_RD_HEADER;
         return RB_EV_NONE;
     }
     case AMQP_BASIC_RETURN_METHOD:
         /* Never asked for (no mandatory publishes), but its content frames
          * follow and must be read past. */
         memset(&a->rd, 0, sizeof a->rd);
-        a->rd_state = 1;
+        a->rd_state = RB_RD_HEADER;
         a->rd_discard = true;
         return RB_EV_NONE;
     case AMQP_BASIC_ACK_METHOD: {

@@ -115,6 +115,13 @@ int rb_amqp_cancel(rb_amqp *a, rb_err *err);
 
 /* ---- shared between amqp_session.c and amqp_read.c only ---------------- */
 
+/* Where the delivery being assembled is: its frames come in this order. */
+typedef enum rb_amqp_rd_state {
+    RB_RD_IDLE = 0, /* between deliveries: a method frame comes next */
+    RB_RD_HEADER,   /* basic.deliver (or basic.return) read: its header is next */
+    RB_RD_BODY,     /* header read: body frames until rd.len bytes */
+} rb_amqp_rd_state;
+
 struct rb_amqp {
     amqp_connection_state_t conn;
     int fd;
@@ -122,9 +129,8 @@ struct rb_amqp {
     uint64_t next_seq; /* of the next publish, from 1 after confirm.select */
     char consumer_tag[256];
     size_t max_body;
-    /* The delivery being assembled: 0 none, 1 wants its header, 2 its body. */
-    int rd_state;
-    bool rd_discard; /* a basic.return's content: read and drop */
+    rb_amqp_rd_state rd_state; /* of the delivery being assembled */
+    bool rd_discard;           /* a basic.return's content: read and drop */
     size_t rd_got;
     rb_amqp_delivery rd;
 };

@@ -15,6 +15,7 @@ rb_outmsg *rb_outmsg_new(const char *routing_key, const char *correlation_id,
     m->body = body;
     m->len = len;
     m->persistent = persistent;
+    rb_backoff_init(&m->retry, RB_OUTMSG_RETRY_MIN_MS, RB_OUTMSG_RETRY_MAX_MS, false);
     m->routing_key = strdup(routing_key);
     if (correlation_id) {
         m->correlation_id = malloc(correlation_id_len + 1);

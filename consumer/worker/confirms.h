@@ -27,6 +27,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rebound_base.h"
+
+/* A refused message waits this long before it is held again, doubling with
+ * each refusal: publishing again at once would spin as long as the broker
+ * keeps refusing (a full reply queue). */
+#define RB_OUTMSG_RETRY_MIN_MS 200
+#define RB_OUTMSG_RETRY_MAX_MS 10000
+
 typedef enum rb_settle {
     RB_SETTLE_NONE = 0, /* nothing to settle (a result held from an old connection) */
     RB_SETTLE_ACK,      /* basic.ack the job once confirmed */
@@ -46,6 +54,7 @@ typedef struct rb_outmsg {
     uint64_t generation;   /* connection the delivery tag belongs to */
     uint64_t seq;          /* publish sequence number while pending */
     int nacks;             /* times the broker refused it */
+    rb_backoff retry;      /* the wait after the next refusal */
     int64_t retry_at_ms;   /* while in the retry list */
 } rb_outmsg;
 

@@ -4,7 +4,6 @@
  * one poll().
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <poll.h>
@@ -12,88 +11,43 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "consumer_internal.h"
-#include "signame.h"
-#include "wclock.h"
+#include "rebound_base.h"
 #include "worker_log.h"
 
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 10000
+#define RECONNECT_MIN_MS 100
+#define RECONNECT_MAX_MS 10000
 #define SETUP_TIMEOUT_MS 5000
 #define EVENTS_PER_TURN 256
 #define MAX_SLEEP_MS 1000
 
 /* ---- signals: a self-pipe, read by the loop ------------------------------ */
 
-static int g_sig_write = -1;
-
-static void on_signal(int sig)
-{
-    int saved = errno;
-    unsigned char b = (unsigned char)sig;
-    if (g_sig_write >= 0) {
-        ssize_t w = write(g_sig_write, &b, 1);
-        (void)w; /* a full pipe already holds enough wake-ups */
-    }
-    errno = saved;
-}
+static const int stop_signals[] = {SIGTERM, SIGINT, SIGQUIT};
 
 static int setup_signals(rb_consumer *c)
 {
-    if (pipe2(c->sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0) return -1;
-    g_sig_write = c->sig_pipe[1];
+    if (rb_selfpipe_open(&c->sig, stop_signals, sizeof stop_signals / sizeof stop_signals[0]) < 0)
+        return -1;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGQUIT, &sa, NULL);
     sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
     sigaction(SIGPIPE, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     return 0;
 }
 
-static void teardown_signals(rb_consumer *c)
-{
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGQUIT, SIG_DFL);
-    g_sig_write = -1;
-    close(c->sig_pipe[0]);
-    close(c->sig_pipe[1]);
-}
-
 /* ---- connection ------------------------------------------------------------ */
 
-static uint32_t random_u32(void)
-{
-    uint32_t r = 0;
-    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r)
-        r = (uint32_t)rb_mono_ms() * 2654435761u;
-    return r;
-}
-
-/* Exponential backoff with jitter: attempt n waits a random time in
- * [d/2, d], d = 100 ms * 2^n capped at 10 s, so that consumers that lost
- * the broker together do not all come back in the same millisecond. */
-static int backoff_ms(int failures)
-{
-    int64_t d = BACKOFF_MIN_MS;
-    for (int i = 0; i < failures && d < BACKOFF_MAX_MS; i++)
-        d *= 2;
-    if (d > BACKOFF_MAX_MS) d = BACKOFF_MAX_MS;
-    return (int)(d / 2 + random_u32() % (uint32_t)(d / 2 + 1));
-}
-
+/* Reconnecting waits 100 ms, doubling up to 10 s, each wait drawn from
+ * [d/2, d]: consumers that lost the broker together do not all come back in
+ * the same millisecond. */
 static void schedule_reconnect(rb_consumer *c, const char *why)
 {
-    int wait = backoff_ms(c->connect_failures);
+    int wait = (int)rb_backoff_next(&c->reconnect);
     c->next_connect_ms = rb_mono_ms() + wait;
     rb_warn("%s; %zu results held, %zu jobs in flight; reconnecting in %d ms", why, c->outbox.nheld,
             c->njobs, wait);
@@ -146,6 +100,7 @@ static void try_connect(rb_consumer *c)
     }
     c->generation++;
     c->connect_failures = 0;
+    rb_backoff_reset(&c->reconnect);
     c->ever_connected = true;
     rb_info("connected to %s; %s queue '%s', prefetch %d%s; %zu held results to publish", shown,
             rb_queue_type_name(cfg->queue_type), cfg->queue, cfg->prefetch,
@@ -180,21 +135,16 @@ static void go_cold(rb_consumer *c, const char *why)
     rb_pool_abandon_running(c->pool);
 }
 
-static void handle_signals(rb_consumer *c)
+static void on_signal(void *ctx, int sig)
 {
-    unsigned char buf[32];
-    ssize_t n;
-    while ((n = read(c->sig_pipe[0], buf, sizeof buf)) > 0) {
-        for (ssize_t i = 0; i < n && !c->cold; i++) {
-            int sig = buf[i];
-            if (sig == SIGQUIT)
-                go_cold(c, "SIGQUIT");
-            else if (c->draining)
-                go_cold(c, "second shutdown signal");
-            else
-                start_drain(c, sig);
-        }
-    }
+    rb_consumer *c = ctx;
+    if (c->cold) return; /* the rest of the pipe is drained unread */
+    if (sig == SIGQUIT)
+        go_cold(c, "SIGQUIT");
+    else if (c->draining)
+        go_cold(c, "second shutdown signal");
+    else
+        start_drain(c, sig);
 }
 
 static bool drained(const rb_consumer *c)
@@ -261,7 +211,7 @@ static int run_loop(rb_consumer *c)
         }
 
         int n = 0;
-        fds[n++] = (struct pollfd){.fd = c->sig_pipe[0], .events = POLLIN};
+        fds[n++] = (struct pollfd){.fd = c->sig.rd, .events = POLLIN};
         int hb_i = -1;
         if (c->amqp) fds[n++] = (struct pollfd){.fd = rb_amqp_fd(c->amqp), .events = POLLIN};
         if (c->hb && rb_heartbeat_pollfd(c->hb, &fds[n])) hb_i = n++;
@@ -286,7 +236,7 @@ static int run_loop(rb_consumer *c)
             free(fds);
             return RB_CONSUMER_EXIT_FATAL;
         }
-        if (fds[0].revents) handle_signals(c);
+        if (fds[0].revents) rb_selfpipe_drain(&c->sig, on_signal, c);
         if (c->cold) break;
         /* Read whether or not the socket polled readable: librabbitmq sends
          * its heartbeats from inside reads, and TLS may hold decrypted
@@ -322,13 +272,6 @@ static void pool_log_line(void *ctx, const char *line)
 {
     (void)ctx;
     rb_warn("pool: %s", line);
-}
-
-/* The heartbeat's lines (its line already says "heartbeat:"). */
-static void pool_log_line_hb(void *ctx, const char *line)
-{
-    (void)ctx;
-    rb_warn("%s", line);
 }
 
 static rb_pool *start_pool(rb_consumer *c)
@@ -385,6 +328,11 @@ int rb_consumer_run(const rb_worker_config *cfg, const char *worker_id)
     c.limits.max_timeout_ms = cfg->max_timeout_ms;
     rb_outbox_init(&c.outbox);
     rb_log_set_id(c.id);
+    rb_backoff_init(&c.reconnect, RECONNECT_MIN_MS, RECONNECT_MAX_MS, true);
+    /* The first connection is tried at once, in the place of the shortest
+     * wait: if it fails, the wait is the second one, as for a failed try
+     * after a lost connection. */
+    rb_backoff_next(&c.reconnect);
 
     if (setup_signals(&c) < 0) {
         rb_error("cannot create the signal pipe: %s", strerror(errno));
@@ -401,7 +349,7 @@ int rb_consumer_run(const rb_worker_config *cfg, const char *worker_id)
             rb_error("heartbeat: %s", err.msg);
             goto out;
         }
-        rb_heartbeat_set_log(c.hb, pool_log_line_hb, NULL);
+        rb_heartbeat_set_log(c.hb, rb_consumer_hb_log, NULL);
     }
     c.next_connect_ms = rb_mono_ms();
     rc = run_loop(&c);
@@ -416,6 +364,6 @@ out:
     rb_heartbeat_free(c.hb);
     if (c.pool) rb_pool_free(c.pool);
     rb_jobs_free(&c);
-    teardown_signals(&c);
+    rb_selfpipe_close(&c.sig);
     return rc;
 }

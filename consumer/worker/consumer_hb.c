@@ -1,14 +1,25 @@
-/* consumer_hb.c - what a consumer's Redis heartbeat reports. */
+/* consumer_hb.c - the consumer's side of its Redis heartbeat: what the
+ * heartbeat reports, and where its log lines go. */
 #include <stdio.h>
 #include <unistd.h>
 
 #include "consumer_internal.h"
+#include "worker_log.h"
 
 const char *rb_consumer_state(const rb_consumer *c)
 {
     if (c->draining) return "draining";
     if (c->amqp) return "ready";
     return c->ever_connected ? "reconnecting" : "starting";
+}
+
+/* At warning level: every line the heartbeat logs is about trouble with its
+ * Redis (unreachable, reachable again, not deregistered). The line already
+ * says "heartbeat:". */
+void rb_consumer_hb_log(void *ctx, const char *line)
+{
+    (void)ctx;
+    rb_warn("%s", line);
 }
 
 /* Resident memory of this process in KiB, from /proc/self/statm. */

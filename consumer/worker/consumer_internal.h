@@ -12,6 +12,7 @@
 #include "amqp_session.h"
 #include "confirms.h"
 #include "consumer.h"
+#include "rebound_base.h"
 #include "rebound_health.h"
 #include "rebound_pool.h"
 
@@ -39,7 +40,8 @@ typedef struct rb_consumer {
     uint64_t generation; /* of the current (or last) connection; starts at 1 */
     bool ever_connected;
     int64_t next_connect_ms;
-    int connect_failures;
+    int connect_failures; /* attempts since the last connection, for the log */
+    rb_backoff reconnect;
     bool amqp_failed; /* an ack/reject failed inside a confirm callback */
     char amqp_failure[512];
 
@@ -53,7 +55,7 @@ typedef struct rb_consumer {
     int64_t drain_deadline_ms;
     bool cold;
 
-    int sig_pipe[2];
+    rb_selfpipe sig; /* SIGTERM, SIGINT, SIGQUIT */
 
     int64_t started_ms; /* wall */
     int64_t last_job_ms;
@@ -72,6 +74,9 @@ void rb_jobs_free(rb_consumer *c);
 
 /* consumer_hb.c */
 void rb_consumer_hb_fill(void *ctx, rb_hb_info *info);
+/* The heartbeat's log sink (rb_heartbeat_set_log): its lines join the
+ * worker's log. ctx is unused. */
+void rb_consumer_hb_log(void *ctx, const char *line);
 const char *rb_consumer_state(const rb_consumer *c);
 
 /* consumer.c: the AMQP connection failed; reconnect later. */

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "consumer_internal.h"
-#include "wclock.h"
+#include "rebound_base.h"
 #include "worker_log.h"
 
 #define DIRECT_REPLY_TO "amq.rabbitmq.reply-to"
@@ -41,6 +41,17 @@ static void settle_now(rb_consumer *c, rb_settle how, uint64_t tag, uint64_t gen
     int rc = how == RB_SETTLE_ACK ? rb_amqp_ack(c->amqp, tag, &err)
                                   : rb_amqp_reject(c->amqp, tag, false, &err);
     if (rc < 0) amqp_failed(c, &err);
+}
+
+/* Give a job back to the broker (basic.reject with requeue) when it can be
+ * neither run nor answered here: out of memory. Only on the connection it
+ * came on: on a later one its tag is dead and the broker requeued it
+ * already. */
+static void requeue(rb_consumer *c, uint64_t tag, uint64_t generation)
+{
+    if (!c->amqp || generation != c->generation) return;
+    rb_err err = {{0}};
+    if (rb_amqp_reject(c->amqp, tag, true, &err) < 0) amqp_failed(c, &err);
 }
 
 static void reject(rb_consumer *c, const rb_amqp_delivery *d, const char *id, const char *why)
@@ -107,10 +118,7 @@ static void submit(rb_consumer *c, rb_amqp_delivery *d, rb_job *job)
     rb_inflight *j = add_inflight(c);
     if (!j) {
         rb_error("job %s: out of memory; returning it to the queue", job->id);
-        if (c->amqp) {
-            rb_err err = {{0}};
-            if (rb_amqp_reject(c->amqp, d->tag, true, &err) < 0) amqp_failed(c, &err);
-        }
+        requeue(c, d->tag, c->generation);
         return;
     }
     j->pool_tag = ++c->next_pool_tag;
@@ -126,10 +134,7 @@ static void submit(rb_consumer *c, rb_amqp_delivery *d, rb_job *job)
     if (!j->job_id || rb_pool_submit(c->pool, j->pool_tag, d->body, d->len, job) < 0) {
         rb_error("job %s: out of memory submitting it; returning it to the queue", job->id);
         remove_inflight(c, c->njobs - 1);
-        if (c->amqp) {
-            rb_err err = {{0}};
-            if (rb_amqp_reject(c->amqp, d->tag, true, &err) < 0) amqp_failed(c, &err);
-        }
+        requeue(c, d->tag, c->generation);
         return;
     }
     rb_debug("job %s started (delivery %llu%s)", job->id, (unsigned long long)d->tag,
@@ -218,10 +223,7 @@ void rb_jobs_on_result(rb_consumer *c, rb_pool_result *res)
          * again later rather than lose it. */
         msgpack_sbuffer_destroy(&sb);
         rb_error("job %s: out of memory packing its result; returning it to the queue", j->job_id);
-        if (c->amqp && j->generation == c->generation) {
-            rb_err err = {{0}};
-            if (rb_amqp_reject(c->amqp, j->delivery_tag, true, &err) < 0) amqp_failed(c, &err);
-        }
+        requeue(c, j->delivery_tag, j->generation);
         remove_inflight(c, i);
         return;
     }
@@ -236,10 +238,7 @@ void rb_jobs_on_result(rb_consumer *c, rb_pool_result *res)
                                  sb.size, persistent_for(j->reply_to));
     if (!m) {
         rb_error("job %s: out of memory queueing its result; returning it to the queue", j->job_id);
-        if (c->amqp && j->generation == c->generation) {
-            rb_err err = {{0}};
-            if (rb_amqp_reject(c->amqp, j->delivery_tag, true, &err) < 0) amqp_failed(c, &err);
-        }
+        requeue(c, j->delivery_tag, j->generation);
         remove_inflight(c, i);
         return;
     }
@@ -257,15 +256,12 @@ static void on_acked(void *ctx, rb_outmsg *m)
     rb_outmsg_free(m);
 }
 
-/* Publishing again at once would spin as long as the broker keeps
- * refusing (a full reply queue): wait 200 ms, doubling up to 10 s. */
+/* The broker refused a result: publish it again later (confirms.h says
+ * how much later). */
 static void on_nacked(void *ctx, rb_outmsg *m)
 {
     rb_consumer *c = ctx;
-    int delay = 200;
-    for (int i = 0; i < m->nacks && delay < 10000; i++)
-        delay *= 2;
-    if (delay > 10000) delay = 10000;
+    int delay = (int)rb_backoff_next(&m->retry);
     m->nacks++;
     rb_warn("the broker refused a result for %s (basic.nack %d); publishing it again in %d ms",
             m->routing_key, m->nacks, delay);

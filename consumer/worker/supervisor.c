@@ -1,6 +1,5 @@
 /* supervisor.c - fork, watch and restart the consumer processes. */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,9 +10,8 @@
 #include <unistd.h>
 
 #include "consumer.h"
-#include "signame.h"
+#include "rebound_base.h"
 #include "supervisor.h"
-#include "wclock.h"
 #include "worker_log.h"
 
 #define RESTART_MIN_MS 500
@@ -27,14 +25,14 @@ typedef struct child {
     pid_t pid; /* 0: not running */
     int64_t started_ms;
     int64_t restart_at_ms; /* 0: no restart scheduled */
-    int backoff_ms;
+    rb_backoff restart;    /* RESTART_MIN_MS, doubling up to RESTART_MAX_MS */
 } child;
 
 typedef struct sup {
     const rb_worker_config *cfg;
     child *kids;
     int n;
-    int sig_pipe[2];
+    rb_selfpipe sig; /* handled[] */
     pid_t self;
     bool stopping;
     bool cold;
@@ -42,32 +40,8 @@ typedef struct sup {
     int rc;
 } sup;
 
-static int g_sig_write = -1;
-
-static void on_signal(int sig)
-{
-    int saved = errno;
-    unsigned char b = (unsigned char)sig;
-    if (g_sig_write >= 0) {
-        ssize_t w = write(g_sig_write, &b, 1);
-        (void)w;
-    }
-    errno = saved;
-}
-
 static const int handled[] = {SIGTERM, SIGINT, SIGQUIT, SIGCHLD};
 #define NHANDLED (sizeof handled / sizeof handled[0])
-
-static void set_handlers(void (*fn)(int))
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = fn;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    for (size_t i = 0; i < NHANDLED; i++)
-        sigaction(handled[i], &sa, NULL);
-}
 
 void rb_consumer_id(const rb_worker_config *cfg, int n, char *out, size_t cap)
 {
@@ -87,7 +61,7 @@ static int spawn(sup *s, int i)
     sigprocmask(SIG_BLOCK, &all, &old);
     pid_t pid = fork();
     if (pid == 0) {
-        set_handlers(SIG_DFL);
+        rb_selfpipe_default(&s->sig);
         sigprocmask(SIG_SETMASK, &old, NULL);
         /* Its own process group: a Ctrl-C in a terminal reaches the
          * supervisor only, which passes it on once. */
@@ -101,8 +75,10 @@ static int spawn(sup *s, int i)
     child *k = &s->kids[i];
     k->restart_at_ms = 0;
     if (pid < 0) {
-        k->restart_at_ms = rb_mono_ms() + k->backoff_ms;
-        rb_error("consumer %d: fork: %s; retrying in %d ms", i + 1, strerror(errno), k->backoff_ms);
+        /* Retried after the wait a death would cost, without growing it. */
+        int wait = (int)rb_backoff_peek(&k->restart);
+        k->restart_at_ms = rb_mono_ms() + wait;
+        rb_error("consumer %d: fork: %s; retrying in %d ms", i + 1, strerror(errno), wait);
         return 0;
     }
     k->pid = pid;
@@ -119,15 +95,6 @@ static void signal_all(sup *s, int sig)
     }
 }
 
-static void describe(int status, char *out, size_t cap)
-{
-    if (WIFSIGNALED(status))
-        snprintf(out, cap, "killed by signal %d (%s)%s", WTERMSIG(status),
-                 rb_sig_name(WTERMSIG(status)).s, WCOREDUMP(status) ? ", core dumped" : "");
-    else
-        snprintf(out, cap, "exited with status %d", WEXITSTATUS(status));
-}
-
 static void reap(sup *s)
 {
     int status;
@@ -140,7 +107,7 @@ static void reap(sup *s)
         child *k = &s->kids[i];
         k->pid = 0;
         char how[160];
-        describe(status, how, sizeof how);
+        rb_wait_text(status, RB_SIG_NAMED, how, sizeof how);
         bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
         if (s->stopping) {
             rb_log(clean ? RB_LOG_INFO : RB_LOG_WARN, "consumer %d (pid %ld) %s", i + 1, (long)pid,
@@ -158,11 +125,10 @@ static void reap(sup *s)
             continue;
         }
         int64_t now = rb_mono_ms();
-        if (now - k->started_ms >= STABLE_MS) k->backoff_ms = RESTART_MIN_MS;
-        rb_warn("consumer %d (pid %ld) %s; restarting in %d ms", i + 1, (long)pid, how,
-                k->backoff_ms);
-        k->restart_at_ms = now + k->backoff_ms;
-        k->backoff_ms = k->backoff_ms * 2 > RESTART_MAX_MS ? RESTART_MAX_MS : k->backoff_ms * 2;
+        if (now - k->started_ms >= STABLE_MS) rb_backoff_reset(&k->restart);
+        int wait = (int)rb_backoff_next(&k->restart);
+        rb_warn("consumer %d (pid %ld) %s; restarting in %d ms", i + 1, (long)pid, how, wait);
+        k->restart_at_ms = now + wait;
     }
 }
 
@@ -183,6 +149,15 @@ static void on_stop_signal(sup *s, int sig)
     signal_all(s, SIGTERM);
 }
 
+static void on_signal(void *ctx, int sig)
+{
+    sup *s = ctx;
+    if (sig == SIGCHLD)
+        reap(s);
+    else
+        on_stop_signal(s, sig);
+}
+
 static int live(const sup *s)
 {
     int n = 0;
@@ -191,11 +166,10 @@ static int live(const sup *s)
     return n;
 }
 
+/* Also puts the handled signals back to their defaults. */
 static void release(sup *s)
 {
-    g_sig_write = -1;
-    close(s->sig_pipe[0]);
-    close(s->sig_pipe[1]);
+    rb_selfpipe_close(&s->sig);
     free(s->kids);
 }
 
@@ -208,20 +182,18 @@ int rb_supervise(const rb_worker_config *cfg, int *consumer_index)
     s.n = cfg->consumers;
     s.self = getpid();
     s.kids = calloc((size_t)s.n, sizeof *s.kids);
-    if (!s.kids || pipe2(s.sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+    if (!s.kids || rb_selfpipe_open(&s.sig, handled, NHANDLED) < 0) {
         rb_error("cannot start: %s", strerror(errno));
         free(s.kids);
         return 1;
     }
-    g_sig_write = s.sig_pipe[1];
-    set_handlers(on_signal);
     signal(SIGPIPE, SIG_IGN);
 
     rb_info("rebound-worker %s: %d consumer%s x %d slot%s, queue '%s', mode %s, code root %s",
             REBOUND_VERSION, s.n, s.n > 1 ? "s" : "", cfg->slots, cfg->slots > 1 ? "s" : "",
             cfg->queue, rb_mode_name(cfg->mode), cfg->code_root);
     for (int i = 0; i < s.n; i++) {
-        s.kids[i].backoff_ms = RESTART_MIN_MS;
+        rb_backoff_init(&s.kids[i].restart, RESTART_MIN_MS, RESTART_MAX_MS, false);
         if (spawn(&s, i)) {
             *consumer_index = i + 1;
             release(&s);
@@ -258,28 +230,18 @@ int rb_supervise(const rb_worker_config *cfg, int *consumer_index)
                 if (timeout < 0 || t < timeout) timeout = t;
             }
         }
-        struct pollfd pfd = {.fd = s.sig_pipe[0], .events = POLLIN};
+        struct pollfd pfd = {.fd = s.sig.rd, .events = POLLIN};
         if (poll(&pfd, 1, timeout) < 0 && errno != EINTR) {
             rb_error("poll: %s", strerror(errno));
             s.rc = 1;
             break;
         }
-        unsigned char buf[64];
-        ssize_t n;
-        while ((n = read(s.sig_pipe[0], buf, sizeof buf)) > 0) {
-            for (ssize_t i = 0; i < n; i++) {
-                if (buf[i] == SIGCHLD)
-                    reap(&s);
-                else
-                    on_stop_signal(&s, buf[i]);
-            }
-        }
+        rb_selfpipe_drain(&s.sig, on_signal, &s);
         /* A SIGCHLD may coalesce with another; reaping is cheap. */
         reap(&s);
     }
     rb_info("all consumers stopped; exiting");
     int rc = s.rc;
     release(&s);
-    set_handlers(SIG_DFL);
     return rc;
 }

@@ -17,8 +17,6 @@
 
 #include "pool_internal.h"
 
-#define MOTHER_BACKOFF_MAX_MS 10000
-
 /* Only these of the consumer's environment reach the trampoline and so
  * the jobs: never its credentials (REBOUND_AMQP_URL and the like). */
 static bool passed_on(const char *var)
@@ -117,7 +115,7 @@ int pool_start_mother(rb_pool *pool)
     pool->mother_pid = pid;
     pool->mother_fd = sv[0];
     pool->mother_up = false;
-    pool->mother_due_ms = pool_now_ms() + pool->cfg.start_timeout_ms;
+    pool->mother_due_ms = rb_mono_ms() + pool->cfg.start_timeout_ms;
     return 0;
 }
 
@@ -128,11 +126,12 @@ static void drop_mother(rb_pool *pool, const char *why)
     char how[128] = "";
     if (pool->mother_pid > 0) {
         kill(pool->mother_pid, SIGKILL);
-        if (waitpid(pool->mother_pid, &status, 0) == pool->mother_pid) {
-            if (WIFEXITED(status))
-                snprintf(how, sizeof how, " (exited with status %d)", WEXITSTATUS(status));
-            else if (WIFSIGNALED(status) && WTERMSIG(status) != SIGKILL)
-                snprintf(how, sizeof how, " (killed by signal %d)", WTERMSIG(status));
+        /* Her own end, not the SIGKILL just sent. */
+        if (waitpid(pool->mother_pid, &status, 0) == pool->mother_pid &&
+            !(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) {
+            char text[96];
+            snprintf(how, sizeof how, " (%s)",
+                     rb_wait_text(status, RB_SIG_NUMBER, text, sizeof text));
         }
     }
     if (pool->mother_fd >= 0) close(pool->mother_fd);
@@ -140,15 +139,14 @@ static void drop_mother(rb_pool *pool, const char *why)
     pool->mother_pid = 0;
     pool->mother_up = false;
     pool->mother_failures++;
-    int64_t delay = 100LL << (pool->mother_failures < 8 ? pool->mother_failures - 1 : 7);
-    if (delay > MOTHER_BACKOFF_MAX_MS) delay = MOTHER_BACKOFF_MAX_MS;
-    pool->mother_respawn_at_ms = pool_now_ms() + delay;
+    int64_t delay = rb_backoff_next(&pool->mother_respawn);
+    pool->mother_respawn_at_ms = rb_mono_ms() + delay;
     pool_log(pool, "trampoline: %s%s; restarting in %lld ms", why, how, (long long)delay);
     for (int i = 0; i < pool->cfg.slots; i++) {
         slot *s = &pool->slots[i];
         if (s->zctl >= 0) slot_drop_zygote(s, "the trampoline restarted");
         s->respawn_at_ms = 0;
-        s->failures = 0;
+        slot_clear_failures(s);
     }
 }
 
@@ -169,6 +167,7 @@ static void take_mother_msg(rb_pool *pool, const char *payload, size_t len)
         pool->preload_failed = strdup(failed);
         pool->mother_up = true;
         pool->mother_failures = 0;
+        rb_backoff_reset(&pool->mother_respawn);
     } else if (type == CTL_SPAWNED && s) {
         s->zygote_pid = (pid_t)ctl_get_int(&unp.data, "pid", 0);
     } else if (type == CTL_SPAWN_FAILED && s) {

@@ -89,7 +89,7 @@ int rb_pool_submit(rb_pool *pool, uint64_t tag, const void *body, size_t len, co
     j->tag = tag;
     j->ncalls = job->ncalls;
     j->timeout_ms = job->timeout_ms > 0 ? job->timeout_ms : RB_DEFAULT_TIMEOUT_MS;
-    j->submit_ns = pool_now_ns();
+    j->submit_ns = rb_mono_ns();
 
     /* What the child reads: a settings frame with the job's effective wall
      * limit (the body's own may have been defaulted or capped), then the
@@ -140,7 +140,7 @@ int rb_pool_pollfds(rb_pool *pool, struct pollfd *fds, int max)
 
 int rb_pool_timeout_ms(rb_pool *pool)
 {
-    int64_t now = pool_now_ms();
+    int64_t now = rb_mono_ms();
     int best = -1;
     if (pool->mother_fd < 0 || !pool->mother_up) {
         int64_t due = pool->mother_fd < 0 ? pool->mother_respawn_at_ms : pool->mother_due_ms;
@@ -155,7 +155,7 @@ int rb_pool_timeout_ms(rb_pool *pool)
 
 void rb_pool_process(rb_pool *pool, const struct pollfd *fds, int n)
 {
-    int64_t now = pool_now_ms();
+    int64_t now = rb_mono_ms();
     pool_process_mother(pool, fds, n, now);
     for (int i = 0; i < pool->cfg.slots; i++)
         slot_process(&pool->slots[i], fds, n, now);
@@ -218,6 +218,7 @@ rb_pool *rb_pool_new(const rb_pool_config *cfg, rb_err *err)
     pool->run_as = strdup(cfg->run_as ? cfg->run_as : "nobody");
     pool->preload_failed = strdup("");
     pool->mother_fd = -1;
+    rb_backoff_init(&pool->mother_respawn, MOTHER_RESPAWN_MIN_MS, MOTHER_RESPAWN_MAX_MS, false);
     pool->slots = calloc((size_t)cfg->slots, sizeof *pool->slots);
     if (!pool->slots || !pool->trampoline_path || !pool->code_root || !pool->preload ||
         !pool->run_as || !pool->preload_failed) {
@@ -235,11 +236,11 @@ rb_pool *rb_pool_new(const rb_pool_config *cfg, rb_err *err)
 
     /* Wait for every slot's first child: the cold start happens here, not
      * on a job's time. */
-    int64_t deadline = pool_now_ms() + pool->cfg.start_timeout_ms;
+    int64_t deadline = rb_mono_ms() + pool->cfg.start_timeout_ms;
     int maxfds = rb_pool_max_pollfds(pool);
     struct pollfd *fds = calloc((size_t)maxfds, sizeof *fds);
     while (fds && !all_ready(pool) && !pool->setup_error && pool->mother_failures == 0) {
-        int64_t now = pool_now_ms();
+        int64_t now = rb_mono_ms();
         if (now >= deadline) break;
         int n = rb_pool_pollfds(pool, fds, maxfds);
         int t = rb_pool_timeout_ms(pool);

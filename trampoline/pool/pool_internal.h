@@ -12,9 +12,19 @@
 #include <sys/types.h>
 
 #include "ctl.h"
+#include "rebound_base.h"
 #include "rebound_pool.h"
 
 typedef struct pool_done pool_done;
+
+/* What keeps dying is started again ever more slowly (no jitter: these are
+ * one pool's own processes, nothing shared waits on them): the mother after
+ * 100 ms, doubling up to 10 s; a slot's zygote at once the first time, then
+ * after 100 ms, doubling up to 3.2 s. A success starts over. */
+#define MOTHER_RESPAWN_MIN_MS 100
+#define MOTHER_RESPAWN_MAX_MS 10000
+#define ZYGOTE_RESPAWN_MIN_MS 100
+#define ZYGOTE_RESPAWN_MAX_MS 3200
 
 typedef struct pool_job {
     struct pool_job *next;
@@ -60,7 +70,8 @@ typedef struct slot {
     int zctl;
     pid_t zygote_pid;      /* 0 until the mother says */
     int64_t respawn_at_ms; /* backoff: no new zygote before this */
-    int failures;          /* consecutive zygote failures */
+    int failures;          /* consecutive zygote failures (and idle child deaths) */
+    rb_backoff respawn;    /* each failure after the first takes its next wait */
     int64_t child_due_ms;  /* `next` must be ready by then */
 
     child run;  /* the child running the job (pid 0 when none) */
@@ -85,7 +96,8 @@ struct rb_pool {
     bool mother_up; /* hello received */
     int64_t mother_due_ms;
     int64_t mother_respawn_at_ms;
-    int mother_failures;
+    int mother_failures;       /* since her last hello */
+    rb_backoff mother_respawn; /* the wait after her next failure */
 
     slot *slots;
     pool_job *queue_head, *queue_tail;
@@ -114,9 +126,7 @@ struct rb_pool {
  * ../ctl.c. Nothing calls upward.
  */
 
-/* pool_state.c: the clock, the log, job records. */
-int64_t pool_now_ms(void);
-int64_t pool_now_ns(void);
+/* pool_state.c: the log, job records. (The clock is base/'s rb_mono_ms.) */
 void pool_log(const rb_pool *pool, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A finished job's result, queued for rb_pool_next_result; frees the job. */
 void pool_finish(rb_pool *pool, slot *s, rb_status st, const char *etype, const char *emsg);
@@ -135,6 +145,7 @@ void pool_reap_mother(rb_pool *pool, int wait_ms); /* wait, then SIGKILL */
 #define SLOT_MAX_FDS 5 /* what slot_pollfds can return */
 void slot_init(slot *s, rb_pool *pool, int idx);
 void slot_drop_zygote(slot *s, const char *why); /* kill, close, schedule respawn */
+void slot_clear_failures(slot *s);               /* the next failure is a first one */
 int slot_pollfds(slot *s, struct pollfd *fds, int max);
 void slot_process(slot *s, const struct pollfd *fds, int n, int64_t now);
 int slot_timeout_ms(slot *s, int64_t now); /* -1 when none */
@@ -150,7 +161,8 @@ void capture_free(capture *c);
 /* Read what fd holds now into c (discarding past max). Returns 0 on EOF,
  * 1 otherwise. */
 int capture_drain(capture *c, int fd);
-/* c's bytes as valid UTF-8 (invalid sequences become U+FFFD); caller frees. */
+/* c's bytes as valid UTF-8 (rb_utf8_repair: bytes outside well-formed
+ * sequences become U+FFFD); caller frees. */
 char *capture_utf8(const capture *c, size_t *len);
 
 /* procmem.c: RSS and PSS of one process in kB (0 when gone). */

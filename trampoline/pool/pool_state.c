@@ -1,13 +1,12 @@
 /*
- * pool_state.c - what the pool's parts share, below all of them: the clock,
- * the log, and the job records (finishing one, putting one back in front).
+ * pool_state.c - what the pool's parts share, below all of them: the log
+ * and the job records (finishing one, putting one back in front).
  * pool.c (the API), slot.c and mother_link.c call down here, never up.
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "pool_internal.h"
 
@@ -25,18 +24,6 @@ int rb_mode_parse(const char *s, rb_mode *out)
     else
         return -1;
     return 0;
-}
-
-int64_t pool_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t pool_now_ms(void)
-{
-    return pool_now_ns() / 1000000;
 }
 
 void pool_log(const rb_pool *pool, const char *fmt, ...)
@@ -75,7 +62,7 @@ void pool_finish(rb_pool *pool, slot *s, rb_status st, const char *etype, const 
     d->res.call_results_len = s->calls.size;
     d->res.call_results = msgpack_sbuffer_release(&s->calls);
     d->res.ncalls = s->ncalls;
-    d->res.ms = (double)(pool_now_ns() - job->submit_ns) / 1e6;
+    d->res.ms = (double)(rb_mono_ns() - job->submit_ns) / 1e6;
     if (pool->done_tail)
         pool->done_tail->next = d;
     else

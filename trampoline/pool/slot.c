@@ -74,6 +74,7 @@ void slot_init(slot *s, rb_pool *pool, int idx)
     s->zctl = -1;
     child_init(&s->run);
     child_init(&s->next);
+    rb_backoff_init(&s->respawn, ZYGOTE_RESPAWN_MIN_MS, ZYGOTE_RESPAWN_MAX_MS, false);
     capture_init(&s->cap, pool->cfg.max_output_bytes);
     msgpack_sbuffer_init(&s->calls);
 }
@@ -104,7 +105,7 @@ static void finish(slot *s, rb_status st, const char *etype, const char *emsg)
     child_close(&s->run);
     /* The next child may have been forked long ago, while a long job ran:
      * give it the full time from now. */
-    if (!s->next.ready) s->child_due_ms = pool_now_ms() + s->pool->cfg.spawn_timeout_ms;
+    if (!s->next.ready) s->child_due_ms = rb_mono_ms() + s->pool->cfg.spawn_timeout_ms;
 }
 
 /* The job goes back to the head of the queue, once: it was handed to a
@@ -128,6 +129,20 @@ void slot_abandon_job(slot *s)
     child_close(&s->run);
 }
 
+/* One more consecutive failure of the slot: its zygote dropped, or an idle
+ * child of it dead. The first costs nothing; each further one doubles the
+ * wait before a new zygote (pool_internal.h). Returns that wait. */
+static int64_t count_failure(slot *s)
+{
+    return ++s->failures <= 1 ? 0 : rb_backoff_next(&s->respawn);
+}
+
+void slot_clear_failures(slot *s)
+{
+    s->failures = 0;
+    rb_backoff_reset(&s->respawn);
+}
+
 void slot_drop_zygote(slot *s, const char *why)
 {
     rb_pool *pool = s->pool;
@@ -142,13 +157,11 @@ void slot_drop_zygote(slot *s, const char *why)
     if (s->zygote_pid > 0) kill(s->zygote_pid, SIGKILL); /* the mother reaps it */
     close_fd(&s->zctl);
     s->zygote_pid = 0;
-    s->failures++;
     pool->zygote_restarts++;
     /* The first replacement is immediate; a zygote that keeps failing is
-     * retried ever more slowly, up to 5 s. */
-    int64_t delay = s->failures <= 1 ? 0 : 100LL << (s->failures < 7 ? s->failures - 2 : 5);
-    if (delay > 5000) delay = 5000;
-    s->respawn_at_ms = pool_now_ms() + delay;
+     * retried ever more slowly. */
+    int64_t delay = count_failure(s);
+    s->respawn_at_ms = rb_mono_ms() + delay;
     pool_log(pool, "slot %d: replacing zygote: %s (retry in %lld ms)", s->idx, why,
              (long long)delay);
 }
@@ -201,7 +214,7 @@ void slot_start_job(slot *s, pool_job *job)
     child_close(&s->run); /* nothing left of the last job's child */
     s->run = s->next;     /* the pipes and buffer move over */
     child_init(&s->next);
-    s->child_due_ms = pool_now_ms() + s->pool->cfg.spawn_timeout_ms;
+    s->child_due_ms = rb_mono_ms() + s->pool->cfg.spawn_timeout_ms;
     /* The spare got ready at the lowest priority (zygote.c); its job runs
      * at the consumer's own. The zygote lowered it only if we may raise it
      * again (CAP_SYS_NICE). */
@@ -222,23 +235,12 @@ void slot_start_job(slot *s, pool_job *job)
 
     s->job = job;
     s->job_written = 0;
-    s->deadline_ms = pool_now_ms() + job->timeout_ms;
+    s->deadline_ms = rb_mono_ms() + job->timeout_ms;
     msgpack_sbuffer_clear(&s->calls);
     s->ncalls = 0;
     s->call_failed = false;
     capture_reset(&s->cap);
     write_job(s);
-}
-
-static void describe_exit(int status, char *buf, size_t cap)
-{
-    if (WIFSIGNALED(status))
-        snprintf(buf, cap, "killed by signal %d (%s)", WTERMSIG(status),
-                 strsignal(WTERMSIG(status)));
-    else if (WIFEXITED(status))
-        snprintf(buf, cap, "exited with status %d", WEXITSTATUS(status));
-    else
-        snprintf(buf, cap, "ended with wait status %d", status);
 }
 
 /* One "call" frame: the child's report of a call, plus the output the call
@@ -339,7 +341,7 @@ static int take_frame(slot *s, child *c, const char *frame, size_t len)
         char report[512];
         ctl_get_str(&unp.data, "sandbox", report, sizeof report);
         c->ready = true;
-        s->failures = 0;
+        slot_clear_failures(s);
         pool_note_sandbox(s->pool, report);
         /* Whatever reached its capture pipe so far is no job's output. */
         capture cap;
@@ -420,7 +422,7 @@ static void read_results(slot *s, child *c)
 static void take_exit(slot *s, pid_t pid, int status)
 {
     char how[160];
-    describe_exit(status, how, sizeof how);
+    rb_wait_text(status, RB_SIG_DESCRIBED, how, sizeof how);
     if (pid == s->run.pid) {
         if (s->run.result_fd >= 0) read_results(s, &s->run); /* it may have finished */
         if (s->job && s->run.pid == pid) {
@@ -439,7 +441,8 @@ static void take_exit(slot *s, pid_t pid, int status)
          * but one whose children keep dying is replaced. */
         pool_log(s->pool, "slot %d: idle child %d %s", s->idx, (int)pid, how);
         child_close(&s->next);
-        if (++s->failures >= 3) slot_drop_zygote(s, "its children keep dying before a job");
+        count_failure(s);
+        if (s->failures >= 3) slot_drop_zygote(s, "its children keep dying before a job");
     }
 }
 

@@ -16,22 +16,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ctl.h"
 #include "pyconv.h"
+#include "rebound_base.h"
 #include "runner.h"
 #include "trampoline.h"
 
 static int result_fd = -1;
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 /*
  * Frames to the pool leave through the outbox, written out in one go: the
@@ -144,11 +137,11 @@ static void run_call(tr_state *st, const rb_call *c, const char *tmpdir, call_ou
         Py_XDECREF(s);
     }
 
-    double t0 = now_ms();
+    int64_t t0 = rb_mono_ns();
     if (args && paths && (kwargs || c->kwargs.type != MSGPACK_OBJECT_MAP))
         ret = call_run(c->file ? file : NULL, c->source, c->source_len, c->fcn, cwd, paths, args,
                        kwargs);
-    out->ms = now_ms() - t0;
+    out->ms = (double)(rb_mono_ns() - t0) / 1e6;
 
     if (!ret) {
         out->present = true;
