@@ -20,7 +20,7 @@ import sys
 
 ROOT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
                        os.path.join(os.path.dirname(__file__), "..", ".."))
-FOLDERS = ["proto", "consumer", "trampoline"]
+FOLDERS = ["base", "proto", "consumer", "trampoline"]
 SHARED_HEADERS = {"ctl.h"}  # trampoline/ctl.h: shared by pool/ and zygote/
 
 
