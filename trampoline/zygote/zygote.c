@@ -168,20 +168,24 @@ static int try_child_dir(tr_state *st, const char *path, rb_err *err)
 
 /* A child's private directory; if the pool's base directory was removed,
  * it is made again first (else every zygote would fail here, be replaced,
- * and fail again, for as long as the pool runs). */
+ * and fail again, for as long as the pool runs). A removal that is still
+ * going on (a cleaner of /tmp walking the tree) can take what was just
+ * made: a few tries. */
 static int make_child_dir(tr_state *st, const char *path, rb_err *err)
 {
-    if (try_child_dir(st, path, err) == 0) return 0;
-    rb_err again = {{0}};
-    int restored = tmpdir_restore_base(&again);
-    if (restored < 0) {
-        rb_err first = *err;
-        return rb_err_set(err, "%s; %s", first.msg, again.msg);
+    for (int attempt = 0;; attempt++) {
+        *err = (rb_err){{0}};
+        if (try_child_dir(st, path, err) == 0) return 0;
+        if (attempt == 3) return -1;
+        rb_err again = {{0}};
+        int restored = tmpdir_restore_base(&again);
+        if (restored < 0) {
+            rb_err first = *err;
+            return rb_err_set(err, "%s; %s", first.msg, again.msg);
+        }
+        if (restored > 0) tr_log("the pool's directory was removed; made it again");
+        tmpdir_remove(path); /* what the failed try left, if anything */
     }
-    if (restored == 0) return -1;
-    tr_log("the pool's directory was removed; made it again");
-    *err = (rb_err){{0}};
-    return try_child_dir(st, path, err);
 }
 
 /* A child of this zygote and its private directory. */
