@@ -63,6 +63,7 @@ void rb_hb_fields_make(rb_hb_fields *f, const rb_hb_info *info, int64_t beat_ms)
     add_u64(&b, "jobs_crashed", info->jobs_crashed);
     add_u64(&b, "jobs_rejected", info->jobs_rejected);
     add_u64(&b, "redelivered", info->redelivered);
+    add_u64(&b, "results_unroutable", info->results_unroutable);
     add_i64(&b, "last_job_ms", info->last_job_ms);
     add_double(&b, "avg_run_ms", info->avg_run_ms);
     add_u64(&b, "rss_kb", info->rss_kb);

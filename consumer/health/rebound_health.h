@@ -44,6 +44,7 @@ typedef struct rb_hb_info {
     int busy;
     uint64_t jobs_ok, jobs_error, jobs_timeout, jobs_crashed, jobs_rejected;
     uint64_t redelivered;
+    uint64_t results_unroutable; /* returned by the broker: their sender was gone */
     int64_t last_job_ms; /* 0: no job yet */
     double avg_run_ms;
     uint64_t rss_kb;

@@ -39,10 +39,17 @@ static rb_amqp_event_type lost(rb_amqp_event *ev, bool graceful, const char *fmt
 /* Hand the assembled delivery over to the caller. */
 static rb_amqp_event_type deliver(rb_amqp *a, rb_amqp_event *ev)
 {
-    bool discard = a->rd_discard;
+    bool discard = a->rd_discard, returned = a->rd_returned;
     a->rd_state = RB_RD_IDLE;
     a->rd_discard = false;
+    a->rd_returned = false;
     a->rd_got = 0;
+    if (returned) {
+        ev->type = RB_EV_RETURNED;
+        ev->delivery = a->rd;
+        memset(&a->rd, 0, sizeof a->rd);
+        return RB_EV_RETURNED;
+    }
     if (discard) {
         rb_amqp_delivery_free(&a->rd);
         return RB_EV_NONE;
@@ -62,7 +69,7 @@ static rb_amqp_event_type on_header(rb_amqp *a, const amqp_frame_t *f, rb_amqp_e
     bool nomem = false;
     if (p->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG)
         nomem |= !(d->content_type = dup_bytes(p->content_type));
-    if ((p->_flags & AMQP_BASIC_REPLY_TO_FLAG) && p->reply_to.len > 0)
+    if (!a->rd_returned && (p->_flags & AMQP_BASIC_REPLY_TO_FLAG) && p->reply_to.len > 0)
         nomem |= !(d->reply_to = dup_bytes(p->reply_to));
     if (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
         nomem |= !(d->correlation_id = dup_bytes(p->correlation_id));
@@ -108,13 +115,18 @@ static rb_amqp_event_type on_method(rb_amqp *a, const amqp_frame_t *f, rb_amqp_e
         a->rd_state = RB_RD_HEADER;
         return RB_EV_NONE;
     }
-    case AMQP_BASIC_RETURN_METHOD:
-        /* Never asked for (no mandatory publishes), but its content frames
-         * follow and must be read past. */
+    case AMQP_BASIC_RETURN_METHOD: {
+        /* A result published mandatory had no queue to go to (its sender's
+         * reply queue is gone). Its content follows: the header names it
+         * (correlation id), the body is dropped. */
+        const amqp_basic_return_t *r = m->decoded;
         memset(&a->rd, 0, sizeof a->rd);
+        a->rd.reply_to = dup_bytes(r->routing_key);
         a->rd_state = RB_RD_HEADER;
         a->rd_discard = true;
+        a->rd_returned = a->rd.reply_to != NULL;
         return RB_EV_NONE;
+    }
     case AMQP_BASIC_ACK_METHOD: {
         const amqp_basic_ack_t *ack = m->decoded;
         ev->type = RB_EV_ACK;

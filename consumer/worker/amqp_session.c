@@ -206,7 +206,8 @@ static int sent(int rc, const char *what, rb_err *err)
 }
 
 int rb_amqp_publish(rb_amqp *a, const char *rk, const char *correlation_id, size_t cid_len,
-                    const void *body, size_t len, bool persistent, uint64_t *seq, rb_err *err)
+                    const void *body, size_t len, bool persistent, bool mandatory, uint64_t *seq,
+                    rb_err *err)
 {
     amqp_basic_properties_t props;
     memset(&props, 0, sizeof props);
@@ -220,7 +221,10 @@ int rb_amqp_publish(rb_amqp *a, const char *rk, const char *correlation_id, size
     }
     amqp_bytes_t b = {len, (void *)body};
     int rc =
-        amqp_basic_publish(a->conn, 1, amqp_empty_bytes, amqp_cstring_bytes(rk), 0, 0, &props, b);
+        /* mandatory: a result with no queue to go to comes back (basic.return)
+         * instead of vanishing; the confirm follows it either way. */
+        amqp_basic_publish(a->conn, 1, amqp_empty_bytes, amqp_cstring_bytes(rk), mandatory, 0,
+                           &props, b);
     if (sent(rc, "basic.publish", err) < 0) return -1;
     *seq = a->next_seq++;
     return 0;

@@ -64,6 +64,8 @@ typedef enum rb_amqp_event_type {
     RB_EV_ACK,       /* publisher confirm: ev->seq, ev->multiple */
     RB_EV_NACK,      /* the broker refused: publish again */
     RB_EV_CANCEL_OK, /* our basic.cancel took effect */
+    RB_EV_RETURNED,  /* a mandatory publish had no queue: ev->delivery's reply_to is its
+                        routing key, correlation_id its own (no body); its confirm follows */
     RB_EV_LOST,      /* connection, channel or consumer gone: ev->reason */
 } rb_amqp_event_type;
 
@@ -103,7 +105,8 @@ rb_amqp_event_type rb_amqp_next(rb_amqp *a, rb_amqp_event *ev);
  * Returns 0, or -1 with err set when the connection failed.
  */
 int rb_amqp_publish(rb_amqp *a, const char *rk, const char *correlation_id, size_t cid_len,
-                    const void *body, size_t len, bool persistent, uint64_t *seq, rb_err *err);
+                    const void *body, size_t len, bool persistent, bool mandatory, uint64_t *seq,
+                    rb_err *err);
 
 /* basic.ack / basic.reject (requeue as given). 0 or -1 with err set. */
 int rb_amqp_ack(rb_amqp *a, uint64_t tag, rb_err *err);
@@ -130,7 +133,8 @@ struct rb_amqp {
     char consumer_tag[256];
     size_t max_body;
     rb_amqp_rd_state rd_state; /* of the delivery being assembled */
-    bool rd_discard;           /* a basic.return's content: read and drop */
+    bool rd_discard;           /* content to read and drop */
+    bool rd_returned;          /* the content is a basic.return's */
     size_t rd_got;
     rb_amqp_delivery rd;
 };

@@ -37,6 +37,7 @@ void rb_outmsg_free(rb_outmsg *m)
     if (!m) return;
     free(m->routing_key);
     free(m->correlation_id);
+    free(m->job_id);
     free(m->body);
     free(m);
 }
@@ -101,6 +102,7 @@ rb_outmsg *rb_outbox_take_held(rb_outbox *ob)
 void rb_outbox_published(rb_outbox *ob, rb_outmsg *m, uint64_t seq)
 {
     m->seq = seq;
+    m->returned = false; /* published again: whether it routes is for this time to say */
     m->next = NULL;
     if (ob->pending_tail)
         ob->pending_tail->next = m;
@@ -171,4 +173,18 @@ int64_t rb_outbox_release_due(rb_outbox *ob, int64_t now_ms)
         link = &m->next;
     }
     return next;
+}
+
+rb_outmsg *rb_outbox_find_pending(rb_outbox *ob, const char *routing_key,
+                                  const char *correlation_id, size_t correlation_id_len)
+{
+    for (rb_outmsg *m = ob->pending; m; m = m->next) {
+        if (m->returned || strcmp(m->routing_key, routing_key) != 0) continue;
+        bool same = correlation_id
+                        ? m->correlation_id && m->correlation_id_len == correlation_id_len &&
+                              memcmp(m->correlation_id, correlation_id, correlation_id_len) == 0
+                        : !m->correlation_id;
+        if (same) return m;
+    }
+    return NULL;
 }

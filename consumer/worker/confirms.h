@@ -49,11 +49,14 @@ typedef struct rb_outmsg {
     void *body; /* the packed result */
     size_t len;
     bool persistent;       /* delivery_mode 2 */
+    bool mandatory;        /* published mandatory: returned when it has no queue */
     rb_settle settle;      /* what a confirm triggers */
     uint64_t delivery_tag; /* of the job */
     uint64_t generation;   /* connection the delivery tag belongs to */
     uint64_t seq;          /* publish sequence number while pending */
     int nacks;             /* times the broker refused it */
+    bool returned;         /* the broker returned it: no queue by that name */
+    char *job_id;          /* for log lines; owned, may be NULL */
     rb_backoff retry;      /* the wait after the next refusal */
     int64_t retry_at_ms;   /* while in the retry list */
 } rb_outmsg;
@@ -86,6 +89,11 @@ void rb_outbox_hold(rb_outbox *ob, rb_outmsg *m);
 void rb_outbox_hold_front(rb_outbox *ob, rb_outmsg *m);
 /* Take the oldest held message (caller owns it), or NULL. */
 rb_outmsg *rb_outbox_take_held(rb_outbox *ob);
+
+/* The oldest pending message published to routing_key with this
+ * correlation id (NULL: none), or NULL: what a basic.return names. */
+rb_outmsg *rb_outbox_find_pending(rb_outbox *ob, const char *routing_key,
+                                  const char *correlation_id, size_t correlation_id_len);
 
 /* m (taken over) was published with sequence number seq; seqs are
  * increasing within a connection. */

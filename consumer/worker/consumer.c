@@ -177,6 +177,10 @@ static void read_amqp(rb_consumer *c, bool *more)
         case RB_EV_NACK:
             rb_jobs_on_confirm(c, ev.seq, ev.multiple, ev.type == RB_EV_ACK);
             break;
+        case RB_EV_RETURNED:
+            rb_jobs_on_returned(c, &ev.delivery);
+            rb_amqp_delivery_free(&ev.delivery);
+            break;
         case RB_EV_CANCEL_OK:
             rb_info("consumer cancelled; no new jobs");
             break;

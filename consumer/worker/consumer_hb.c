@@ -57,6 +57,7 @@ void rb_consumer_hb_fill(void *ctx, rb_hb_info *info)
     info->jobs_crashed = st.jobs[RB_STATUS_CRASHED];
     info->jobs_rejected = c->jobs_rejected;
     info->redelivered = c->redelivered;
+    info->results_unroutable = c->results_unroutable;
     info->last_job_ms = c->last_job_ms;
     info->avg_run_ms = st.avg_run_ms;
     info->rss_kb = own_rss_kb() + st.rss_kb;

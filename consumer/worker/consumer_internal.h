@@ -60,6 +60,7 @@ typedef struct rb_consumer {
     int64_t started_ms; /* wall */
     int64_t last_job_ms;
     uint64_t jobs_rejected;
+    uint64_t results_unroutable; /* returned by the broker: nobody to receive them */
     uint64_t redelivered;
 } rb_consumer;
 
@@ -67,6 +68,9 @@ typedef struct rb_consumer {
 void rb_jobs_on_delivery(rb_consumer *c, rb_amqp_delivery *d);
 void rb_jobs_on_result(rb_consumer *c, rb_pool_result *res);
 void rb_jobs_on_confirm(rb_consumer *c, uint64_t seq, bool multiple, bool ack);
+/* The broker returned a result (no queue by its reply_to): its confirm,
+ * which follows, acks the job with a warning; nothing is published again. */
+void rb_jobs_on_returned(rb_consumer *c, const rb_amqp_delivery *d);
 /* Publish held results while connected. Returns -1 when the connection
  * failed (c->amqp_failed is then set). */
 int rb_jobs_flush(rb_consumer *c);

@@ -20,6 +20,15 @@ static bool persistent_for(const char *reply_to)
     return strncmp(reply_to, DIRECT_REPLY_TO, strlen(DIRECT_REPLY_TO)) != 0;
 }
 
+/* Published mandatory, so that a result whose reply queue is gone comes
+ * back and is reported rather than dropped in silence; not to direct
+ * reply-to, which this broker returns even when it delivered the result
+ * (RabbitMQ 3.10), and where a gone sender leaves nothing to report to. */
+static bool mandatory_for(const char *reply_to)
+{
+    return strncmp(reply_to, DIRECT_REPLY_TO, strlen(DIRECT_REPLY_TO)) != 0;
+}
+
 static const char *show_id(const char *id)
 {
     return id ? id : "(no id)";
@@ -72,6 +81,10 @@ static void reject(rb_consumer *c, const rb_amqp_delivery *d, const char *id, co
     }
     rb_outmsg *m = rb_outmsg_new(d->reply_to, d->correlation_id, d->correlation_id_len, sb.data,
                                  sb.size, persistent_for(d->reply_to));
+    if (m) {
+        m->job_id = strdup(show_id(id)); /* for log lines only: NULL is fine */
+        m->mandatory = mandatory_for(d->reply_to);
+    }
     if (!m) {
         rb_error("job %s: out of memory queueing the rejection", show_id(id));
         settle_now(c, RB_SETTLE_REJECT, d->tag, c->generation);
@@ -236,6 +249,10 @@ void rb_jobs_on_result(rb_consumer *c, rb_pool_result *res)
     }
     rb_outmsg *m = rb_outmsg_new(j->reply_to, j->correlation_id, j->correlation_id_len, sb.data,
                                  sb.size, persistent_for(j->reply_to));
+    if (m) {
+        m->job_id = strdup(j->job_id); /* for log lines only: NULL is fine */
+        m->mandatory = mandatory_for(j->reply_to);
+    }
     if (!m) {
         rb_error("job %s: out of memory queueing its result; returning it to the queue", j->job_id);
         requeue(c, j->delivery_tag, j->generation);
@@ -252,6 +269,14 @@ void rb_jobs_on_result(rb_consumer *c, rb_pool_result *res)
 static void on_acked(void *ctx, rb_outmsg *m)
 {
     rb_consumer *c = ctx;
+    if (m->returned) {
+        /* Its sender is gone: there is no one to redeliver to, so the job is
+         * settled as if delivered, but not in silence. */
+        c->results_unroutable++;
+        rb_warn("job %s: its result was returned unroutable: no queue '%s' (the sender is "
+                "gone); the job is settled all the same",
+                m->job_id ? m->job_id : "?", m->routing_key);
+    }
     settle_now(c, m->settle, m->delivery_tag, m->generation);
     rb_outmsg_free(m);
 }
@@ -268,6 +293,17 @@ static void on_nacked(void *ctx, rb_outmsg *m)
     rb_outbox_retry_later(&c->outbox, m, rb_mono_ms() + delay);
 }
 
+void rb_jobs_on_returned(rb_consumer *c, const rb_amqp_delivery *d)
+{
+    rb_outmsg *m = d->reply_to ? rb_outbox_find_pending(&c->outbox, d->reply_to, d->correlation_id,
+                                                        d->correlation_id_len)
+                               : NULL;
+    if (m)
+        m->returned = true;
+    else
+        rb_debug("a returned message matches no result in flight; ignored");
+}
+
 void rb_jobs_on_confirm(rb_consumer *c, uint64_t seq, bool multiple, bool ack)
 {
     size_t n = rb_outbox_confirm(&c->outbox, seq, multiple, ack ? on_acked : on_nacked, c);
@@ -282,7 +318,7 @@ int rb_jobs_flush(rb_consumer *c)
         uint64_t seq;
         rb_err err = {{0}};
         if (rb_amqp_publish(c->amqp, m->routing_key, m->correlation_id, m->correlation_id_len,
-                            m->body, m->len, m->persistent, &seq, &err) < 0) {
+                            m->body, m->len, m->persistent, m->mandatory, &seq, &err) < 0) {
             rb_outbox_hold_front(&c->outbox, m);
             amqp_failed(c, &err);
             return -1;

@@ -40,6 +40,7 @@ static void test_every_contract_field_once(void **state)
                                            "jobs_crashed",
                                            "jobs_rejected",
                                            "redelivered",
+                                           "results_unroutable",
                                            "last_job_ms",
                                            "avg_run_ms",
                                            "rss_kb",
