@@ -19,6 +19,8 @@
 
 #define RECONNECT_MIN_MS 100
 #define RECONNECT_MAX_MS 10000
+/* A connection lost after this long is tried again at once (rb_consumer_lost). */
+#define RECONNECT_AT_ONCE_AFTER_MS 1000
 #define SETUP_TIMEOUT_MS 5000
 #define EVENTS_PER_TURN 256
 #define MAX_SLEEP_MS 1000
@@ -64,7 +66,20 @@ void rb_consumer_lost(rb_consumer *c, const char *reason, bool graceful)
     rb_outbox_requeue_pending(&c->outbox);
     char why[400];
     snprintf(why, sizeof why, "connection lost: %s", reason);
-    schedule_reconnect(c, why);
+    int64_t now = rb_mono_ms();
+    if (now - c->connected_at_ms >= RECONNECT_AT_ONCE_AFTER_MS) {
+        /* A connection that had been up a while: the broker is most likely
+         * back already (a restart, a blip). Try again at once, in the place
+         * of the shortest wait, so that a failure waits the second one. A
+         * connection lost right after it was made waits, or a broker that
+         * keeps closing it would be hammered. */
+        rb_backoff_next(&c->reconnect);
+        c->next_connect_ms = now;
+        rb_warn("%s; %zu results held, %zu jobs in flight; reconnecting at once", why,
+                c->outbox.nheld, c->njobs);
+    } else {
+        schedule_reconnect(c, why);
+    }
     if (c->hb) rb_heartbeat_beat_now(c->hb);
 }
 
@@ -99,6 +114,7 @@ static void try_connect(rb_consumer *c)
         return;
     }
     c->generation++;
+    c->connected_at_ms = rb_mono_ms();
     c->connect_failures = 0;
     rb_backoff_reset(&c->reconnect);
     c->ever_connected = true;

@@ -16,8 +16,6 @@
 
 #define RESTART_MIN_MS 500
 #define RESTART_MAX_MS 30000
-/* A consumer that lived this long starts over at the shortest backoff. */
-#define STABLE_MS 30000
 /* After the drain time, consumers get this long before SIGKILL. */
 #define KILL_GRACE_MS 10000
 
@@ -125,7 +123,9 @@ static void reap(sup *s)
             continue;
         }
         int64_t now = rb_mono_ms();
-        if (now - k->started_ms >= STABLE_MS) rb_backoff_reset(&k->restart);
+        /* One that ran well for a while starts over at the shortest wait:
+         * else a crash a day would end up waiting the longest each time. */
+        if (now - k->started_ms >= s->cfg->restart_reset_ms) rb_backoff_reset(&k->restart);
         int wait = (int)rb_backoff_next(&k->restart);
         rb_warn("consumer %d (pid %ld) %s; restarting in %d ms", i + 1, (long)pid, how, wait);
         k->restart_at_ms = now + wait;

@@ -78,8 +78,9 @@ typedef struct rb_worker_config {
     rb_log_format log_format;
     rb_log_level log_level;
     int drain_ms;
-    int prefetch;       /* per consumer */
-    int delivery_limit; /* quorum queues; 0 = none */
+    int restart_reset_ms; /* a consumer up this long starts its restart backoff over */
+    int prefetch;         /* per consumer */
+    int delivery_limit;   /* quorum queues; 0 = none */
     int amqp_heartbeat_s;
     int mem_limit_mb;
     char *run_as;
