@@ -60,6 +60,37 @@ static rb_amqp_event_type deliver(rb_amqp *a, rb_amqp_event *ev)
     return RB_EV_DELIVERY;
 }
 
+/* The x-delivery-count header a quorum queue sets on a redelivery, or -1. */
+static int64_t delivery_count(const amqp_basic_properties_t *p)
+{
+    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG)) return -1;
+    for (int i = 0; i < p->headers.num_entries; i++) {
+        const amqp_table_entry_t *e = &p->headers.entries[i];
+        if (e->key.len != 16 || memcmp(e->key.bytes, "x-delivery-count", 16) != 0) continue;
+        switch (e->value.kind) {
+        case AMQP_FIELD_KIND_I8:
+            return e->value.value.i8;
+        case AMQP_FIELD_KIND_U8:
+            return e->value.value.u8;
+        case AMQP_FIELD_KIND_I16:
+            return e->value.value.i16;
+        case AMQP_FIELD_KIND_U16:
+            return e->value.value.u16;
+        case AMQP_FIELD_KIND_I32:
+            return e->value.value.i32;
+        case AMQP_FIELD_KIND_U32:
+            return e->value.value.u32;
+        case AMQP_FIELD_KIND_I64:
+            return e->value.value.i64;
+        case AMQP_FIELD_KIND_U64:
+            return e->value.value.u64 > INT64_MAX ? INT64_MAX : (int64_t)e->value.value.u64;
+        default:
+            return -1;
+        }
+    }
+    return -1;
+}
+
 static rb_amqp_event_type on_header(rb_amqp *a, const amqp_frame_t *f, rb_amqp_event *ev)
 {
     if (a->rd_state != RB_RD_HEADER)
@@ -75,6 +106,7 @@ static rb_amqp_event_type on_header(rb_amqp *a, const amqp_frame_t *f, rb_amqp_e
         nomem |= !(d->correlation_id = dup_bytes(p->correlation_id));
         d->correlation_id_len = p->correlation_id.len;
     }
+    d->delivery_count = delivery_count(p);
     uint64_t size = f->payload.properties.body_size;
     d->len = (size_t)size;
     d->oversize = size > a->max_body;

@@ -51,9 +51,11 @@ typedef struct rb_amqp_delivery {
     char *reply_to;     /* NULL when absent or empty */
     char *correlation_id;
     size_t correlation_id_len;
-    void *body;    /* NULL when oversize (or empty) */
-    size_t len;    /* the body size the broker announced */
-    bool oversize; /* len > max_body: the bytes were read and dropped */
+    void *body;             /* NULL when oversize (or empty) */
+    size_t len;             /* the body size the broker announced */
+    bool oversize;          /* len > max_body: the bytes were read and dropped */
+    int64_t delivery_count; /* x-delivery-count (quorum queues: earlier deliveries returned);
+                               -1 when absent */
 } rb_amqp_delivery;
 
 void rb_amqp_delivery_free(rb_amqp_delivery *d);

@@ -54,7 +54,8 @@ void rb_consumer_hb_fill(void *ctx, rb_hb_info *info)
     info->jobs_ok = st.jobs[RB_STATUS_OK];
     info->jobs_error = st.jobs[RB_STATUS_ERROR];
     info->jobs_timeout = st.jobs[RB_STATUS_TIMEOUT];
-    info->jobs_crashed = st.jobs[RB_STATUS_CRASHED];
+    /* With the jobs answered crashed on their last delivery, never run. */
+    info->jobs_crashed = st.jobs[RB_STATUS_CRASHED] + c->jobs_crashed_unrun;
     info->jobs_rejected = c->jobs_rejected;
     info->redelivered = c->redelivered;
     info->results_unroutable = c->results_unroutable;

@@ -62,6 +62,7 @@ typedef struct rb_consumer {
     int64_t last_job_ms;
     uint64_t jobs_rejected;
     uint64_t results_unroutable; /* returned by the broker: nobody to receive them */
+    uint64_t jobs_crashed_unrun; /* answered crashed on their last delivery, not run */
     uint64_t redelivered;
 } rb_consumer;
 

@@ -63,6 +63,29 @@ static void requeue(rb_consumer *c, uint64_t tag, uint64_t generation)
     if (rb_amqp_reject(c->amqp, tag, true, &err) < 0) amqp_failed(c, &err);
 }
 
+/* Answer a job that will not run, then dead-letter it (basic.reject without
+ * requeue), only once the answer is safely with the broker. sb holds the
+ * packed answer (taken over); what: "rejection" or the like, for the log. */
+static void answer_and_dead_letter(rb_consumer *c, const rb_amqp_delivery *d, const char *id,
+                                   msgpack_sbuffer *sb, const char *what)
+{
+    rb_outmsg *m = rb_outmsg_new(d->reply_to, d->correlation_id, d->correlation_id_len, sb->data,
+                                 sb->size, persistent_for(d->reply_to));
+    if (m) {
+        m->job_id = strdup(show_id(id)); /* for log lines only: NULL is fine */
+        m->mandatory = mandatory_for(d->reply_to);
+    }
+    if (!m) {
+        rb_error("job %s: out of memory queueing the %s", show_id(id), what);
+        settle_now(c, RB_SETTLE_REJECT, d->tag, c->generation);
+        return;
+    }
+    m->settle = RB_SETTLE_REJECT;
+    m->delivery_tag = d->tag;
+    m->generation = c->generation;
+    rb_outbox_hold(&c->outbox, m);
+}
+
 static void reject(rb_consumer *c, const rb_amqp_delivery *d, const char *id, const char *why)
 {
     c->jobs_rejected++;
@@ -79,23 +102,49 @@ static void reject(rb_consumer *c, const rb_amqp_delivery *d, const char *id, co
         settle_now(c, RB_SETTLE_REJECT, d->tag, c->generation);
         return;
     }
-    rb_outmsg *m = rb_outmsg_new(d->reply_to, d->correlation_id, d->correlation_id_len, sb.data,
-                                 sb.size, persistent_for(d->reply_to));
-    if (m) {
-        m->job_id = strdup(show_id(id)); /* for log lines only: NULL is fine */
-        m->mandatory = mandatory_for(d->reply_to);
-    }
-    if (!m) {
-        rb_error("job %s: out of memory queueing the rejection", show_id(id));
+    answer_and_dead_letter(c, d, id, &sb, "rejection");
+}
+
+/*
+ * A quorum queue dead-letters a job delivered more than --delivery-limit
+ * times without an ack: each time, the worker that had it died (the job
+ * killed it, or one delivered with it did). On the last delivery the limit
+ * allows, the job is not run again: its sender gets `crashed`, and then the
+ * job goes to the dead-letter queue, as the broker would have sent it.
+ */
+static bool last_chance(rb_consumer *c, const rb_amqp_delivery *d, const rb_job *job)
+{
+    const rb_worker_config *cfg = c->cfg;
+    if (cfg->queue_type != RB_QUEUE_QUORUM || cfg->delivery_limit <= 0 ||
+        d->delivery_count < cfg->delivery_limit)
+        return false;
+    char why[200];
+    snprintf(why, sizeof why,
+             "the job was delivered %lld times and its worker died each time (this job, or one "
+             "delivered with it, killed it); it is not run again",
+             (long long)d->delivery_count + 1);
+    c->jobs_crashed_unrun++;
+    rb_warn("job %s: %s", job->id, why);
+    if (!d->reply_to) {
         settle_now(c, RB_SETTLE_REJECT, d->tag, c->generation);
-        return;
+        return true;
     }
-    /* The job goes to the dead-letter queue only once its sender's reply
-     * is safely with the broker. */
-    m->settle = RB_SETTLE_REJECT;
-    m->delivery_tag = d->tag;
-    m->generation = c->generation;
-    rb_outbox_hold(&c->outbox, m);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    rb_result r = {.id = job->id,
+                   .status = RB_STATUS_CRASHED,
+                   .error_type = "Crashed",
+                   .error_message = why,
+                   .worker = c->id,
+                   .redelivered = true};
+    if (rb_result_pack(&r, &sb) < 0) {
+        msgpack_sbuffer_destroy(&sb);
+        rb_error("job %s: cannot pack its answer (out of memory)", job->id);
+        settle_now(c, RB_SETTLE_REJECT, d->tag, c->generation);
+        return true;
+    }
+    answer_and_dead_letter(c, d, job->id, &sb, "answer");
+    return true;
 }
 
 static rb_inflight *add_inflight(rb_consumer *c)
@@ -181,6 +230,10 @@ void rb_jobs_on_delivery(rb_consumer *c, rb_amqp_delivery *d)
     }
     if (rb_job_check_paths(job, c->cfg->code_root, &err) < 0) {
         reject(c, d, job->id, err.msg);
+        rb_job_free(job);
+        return;
+    }
+    if (last_chance(c, d, job)) {
         rb_job_free(job);
         return;
     }

@@ -1,0 +1,65 @@
+"""A job that kills its worker, on a quorum queue with a delivery limit:
+the broker redelivers it after each death; on the last delivery the limit
+allows, the worker does not run it again but answers `crashed`, saying why,
+and the job goes to the dead-letter queue. Its sender hears, once.
+
+Internal mode: only there can a job reach its consumer (in native mode it
+runs as another user, in its own namespaces)."""
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from worker_itest import (Client, Worker, delete_queues, get_one, job, run_tests,  # noqa: E402
+                          unique_queue, wait_until)
+
+POISON_PY = '''
+import os, signal
+
+def ppid(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+def kill_my_consumer():
+    # child -> zygote -> mother (rebound-trampoline) -> consumer
+    consumer = ppid(ppid(ppid(os.getpid())))
+    os.kill(consumer, signal.SIGKILL)
+    return "unreachable"
+
+def fine():
+    return "fine"
+'''
+
+
+class PoisonAnswered(unittest.TestCase):
+    def test_the_poison_job_is_answered_crashed_on_its_last_delivery(self):
+        queue = unique_queue("poison")
+        w = Worker(queue, mode="internal", slots=1, args=["--delivery-limit", "2"])
+        self.addCleanup(delete_queues, queue, queue + ".dead")
+        self.addCleanup(w.cleanup)
+        with open(os.path.join(w.code_root, "poison.py"), "w") as f:
+            f.write(POISON_PY)
+        client = Client()
+        self.addCleanup(client.close)
+        cid = client.send(queue, job("poison-1", [{"file": "poison.py",
+                                                   "fcn": "kill_my_consumer"}]))
+        client.wait([cid], timeout=120)
+        r = client.replies[cid][0]
+        self.assertEqual(r["status"], "crashed", r)
+        self.assertEqual(r["id"], "poison-1")
+        self.assertIn("delivered 3 times", r["error"]["message"])
+        # Killed twice (deliveries 1 and 2), answered on the third.
+        self.assertEqual(w.text().count("consumer 1 (pid"), 2, w.tail())
+        # It is dead-lettered as the broker would have done.
+        _, body = get_one(queue + ".dead", timeout=30)
+        self.assertIn(b"poison-1", body)
+        # One answer only, and the worker goes on.
+        wait_until(lambda: client.call(queue, job("after", [{"file": "poison.py",
+                                                              "fcn": "fine"}]))["status"] == "ok",
+                   60, "the next job to be answered")
+        self.assertEqual(len(client.replies[cid]), 1)
+        w.stop()
+
+
+if __name__ == "__main__":
+    run_tests([PoisonAnswered])
