@@ -15,7 +15,6 @@ import itertools
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -25,10 +24,10 @@ import msgpack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import worker_itest as wi  # noqa: E402
+from pool_itest import POOL_RUN, run_pool  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.join(HERE, "real_code")
-POOL_RUN = os.path.join(os.environ.get("REBOUND_BIN_DIR", ""), "..", "tests", "pool_run")
 PYTHON = "/usr/bin/python3"
 
 DEFAULT_PRELOAD = "numpy,lxml.etree,json,random,math"
@@ -120,27 +119,6 @@ def code_root():
             os.chmod(os.path.join(root, name), 0o644)
     return root
 
-
-def run_pool(jobs, mode, preload, root, slots=2, extra=()):
-    """Run the jobs through tests/pool_run (extra: more of its flags);
-    returns (header, {id: result}, pool_run's stderr)."""
-    data = b"".join(struct.pack(">I", len(b)) + b
-                    for b in (msgpack.packb(j, use_bin_type=True) for j in jobs))
-    p = subprocess.run([POOL_RUN, "--mode", mode, "--slots", str(slots), "--code-root", root,
-                        "--preload", preload, "--wait-ms", "900000"] + list(extra),
-                       input=data, capture_output=True, timeout=1000)
-    frames, out = [], p.stdout
-    while out:
-        (n,) = struct.unpack(">I", out[:4])
-        frames.append(msgpack.unpackb(out[4:4 + n], raw=False))
-        out = out[4 + n:]
-    stderr = p.stderr.decode(errors="replace")
-    for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
-        if bad in stderr:
-            raise AssertionError("sanitizer report from the pool:\n" + stderr[-6000:])
-    if p.returncode != 0 or not frames:
-        raise AssertionError("pool_run exited %d:\n%s" % (p.returncode, stderr[-4000:]))
-    return frames[0], {r["id"]: r for r in frames[1:]}, stderr
 
 
 class RealCode(unittest.TestCase):

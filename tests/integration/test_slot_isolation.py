@@ -3,8 +3,6 @@ a uid per slot). Two jobs run at once on the two slots of one pool: A
 keeps a private file and waits; B tries what an attacker would: signal A,
 read A's directory and file, prlimit and re-schedule A. Every attempt must
 fail, and A must come back unharmed with its file intact."""
-import ctypes  # noqa: F401  (the jobs use it; imported here to fail early if absent)
-import json
 import os
 import shutil
 import sys
@@ -13,7 +11,7 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import test_real_code as rc  # noqa: E402  (run_pool: jobs through tests/pool_run)
+from pool_itest import POOL_RUN, run_pool  # noqa: E402
 import worker_itest as wi  # noqa: E402
 
 JOBS_PY = r'''
@@ -96,7 +94,7 @@ class SlotIsolation(unittest.TestCase):
                  "calls": [{"file": "jobs.py", "fcn": "victim", "args": [self.meet]}]},
                 {"v": 1, "id": "attacker", "timeout_ms": 60000,
                  "calls": [{"file": "jobs.py", "fcn": "attacker", "args": [self.meet]}]}]
-        header, results, _ = rc.run_pool(jobs, "native", "json", self.root, slots=2,
+        header, results, _ = run_pool(jobs, "native", "json", self.root, slots=2,
                                          extra=["--uid-base", str(uid_base)])
         return header, results
 
@@ -118,7 +116,7 @@ class SlotIsolation(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if not os.path.exists(rc.POOL_RUN):
+    if not os.path.exists(POOL_RUN):
         print("tests/pool_run is missing: build the tests first")
         sys.exit(1)
     wi.run_tests([SlotIsolation])

@@ -4,7 +4,6 @@ user of the host can read), and a job sees neither them nor the worker's
 settings in its environment."""
 import os
 import sys
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import worker_itest as wi  # noqa: E402

@@ -168,6 +168,21 @@ void harness_drive(rb_pool *pool, int ms, bool (*done)(void *), void *ctx)
     free(fds);
 }
 
+int harness_pack_result(const rb_pool_result *res, const char *id, const char *worker,
+                        msgpack_sbuffer *sb)
+{
+    rb_result r = {.id = id,
+                   .status = res->status,
+                   .error_type = res->error_type,
+                   .error_message = res->error_message,
+                   .worker = worker,
+                   .ms = res->ms,
+                   .call_results = res->call_results,
+                   .call_results_len = res->call_results_len,
+                   .ncalls = res->ncalls};
+    return rb_result_pack(&r, sb);
+}
+
 typedef struct wait_one {
     rb_pool *pool;
     rb_pool_result res;
@@ -205,16 +220,7 @@ bool harness_run_body(rb_pool *pool, const char *body, size_t len, msgpack_unpac
             msgpack_sbuffer_destroy(&sb);
             return false;
         }
-        rb_result r = {.id = job->id,
-                       .status = w.res.status,
-                       .error_type = w.res.error_type,
-                       .error_message = w.res.error_message,
-                       .worker = "test",
-                       .ms = w.res.ms,
-                       .call_results = w.res.call_results,
-                       .call_results_len = w.res.call_results_len,
-                       .ncalls = w.res.ncalls};
-        rb_result_pack(&r, &sb);
+        harness_pack_result(&w.res, job->id, "test", &sb);
         rb_pool_result_free(&w.res);
         rb_job_free(job);
     }

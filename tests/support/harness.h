@@ -33,6 +33,11 @@ bool harness_run_json(rb_pool *pool, const char *json, msgpack_unpacked *out, in
 bool harness_run_body(rb_pool *pool, const char *body, size_t len, msgpack_unpacked *out,
                       int wait_ms);
 
+/* Pack a pool result as the worker would (id: the job's, worker: the
+ * name in the result) into sb. Returns rb_result_pack's result. */
+int harness_pack_result(const rb_pool_result *res, const char *id, const char *worker,
+                        msgpack_sbuffer *sb);
+
 /* Drive the pool's loop for up to ms milliseconds or until done() says so. */
 void harness_drive(rb_pool *pool, int ms, bool (*done)(void *), void *ctx);
 

@@ -75,16 +75,8 @@ static bool collect(void *ctx)
         rb_job *job = pr->jobs[tag].job;
         msgpack_sbuffer sb;
         msgpack_sbuffer_init(&sb);
-        rb_result r = {.id = job->id,
-                       .status = res.status,
-                       .error_type = res.error_type,
-                       .error_message = res.error_message,
-                       .worker = "pool_run",
-                       .ms = res.ms,
-                       .call_results = res.call_results,
-                       .call_results_len = res.call_results_len,
-                       .ncalls = res.ncalls};
-        if (rb_result_pack(&r, &sb) != 0 || write_frame(&sb) != 0) pr->failed = 1;
+        if (harness_pack_result(&res, job->id, "pool_run", &sb) != 0 || write_frame(&sb) != 0)
+            pr->failed = 1;
         msgpack_sbuffer_destroy(&sb);
         rb_pool_result_free(&res);
         rb_job_free(job);
