@@ -45,7 +45,7 @@ static int set_queue_type(rb_worker_config *cfg, const char *v, rb_err *err)
 static int set_mode(rb_worker_config *cfg, const char *v, rb_err *err)
 {
     if (rb_mode_parse(v, &cfg->mode) < 0)
-        return rb_err_set(err, "'%s' is not internal or native", v);
+        return rb_err_set(err, "'%s' is not internal, native or container", v);
     return 0;
 }
 
@@ -85,7 +85,8 @@ static const opt opts[] = {
      K_INT, OFF(prefetch), 1, 65535, NULL},
     {"code-root", "REBOUND_CODE_ROOT", "DIR", NULL, "directory job files are relative to (default: current directory)",
      K_STR, OFF(code_root), 0, 0, NULL},
-    {"mode", "REBOUND_MODE", "internal|native", "native", "native sandboxes every job; internal does not",
+    {"mode", "REBOUND_MODE", "internal|native|container", "native",
+     "native sandboxes every job; container also runs the pool in a container; internal: neither",
      K_SPECIAL, 0, 0, 0, set_mode},
     {"preload", "REBOUND_PRELOAD", "MODULES", "numpy,lxml.etree,json,random,math",
      "modules imported once, before forking", K_STR, OFF(preload), 0, 0, NULL},
@@ -99,6 +100,18 @@ static const opt opts[] = {
      K_SIZE, OFF(max_output_bytes), 0, RB_FRAME_MAX, NULL},
     {"mem-limit-mb", "REBOUND_MEM_LIMIT_MB", "N", "1024", "memory a job may add, in MiB (0: no limit)",
      K_INT, OFF(mem_limit_mb), 0, 1 << 24, NULL},
+    {"tmp-mb", "REBOUND_TMP_MB", "N", "256",
+     "native: size in MiB of a job's own /tmp, /var/tmp and /dev/shm (each a tmpfs)",
+     K_INT, OFF(tmp_mb), 1, 1 << 20, NULL},
+    {"tmp-inodes", "REBOUND_TMP_INODES", "N", "65536",
+     "native: files and directories a job may make in each of them",
+     K_INT, OFF(tmp_inodes), 16, 1 << 30, NULL},
+    {"container-cmd", "REBOUND_CONTAINER_CMD", "CMD", "",
+     "container mode: the runtime's command that starts the mother (empty: bubblewrap, see README)",
+     K_STR, OFF(container_cmd), 0, 0, NULL},
+    {"container-rw", "REBOUND_CONTAINER_RW", "DIRS", "",
+     "container mode: host directories (comma list) bound read-write into the container",
+     K_STR, OFF(container_rw), 0, 0, NULL},
     {"run-as", "REBOUND_RUN_AS", "USER", "nobody", "user jobs run as (when started as root) if --uid-base is 0",
      K_STR, OFF(run_as), 0, 0, NULL},
     {"uid-base", "REBOUND_UID_BASE", "N", "60000",

@@ -311,6 +311,10 @@ static rb_pool *start_pool(rb_consumer *c)
     pc.preload = cfg->preload;
     pc.max_output_bytes = cfg->max_output_bytes;
     pc.mem_limit_mb = cfg->mem_limit_mb;
+    pc.tmp_mb = cfg->tmp_mb;
+    pc.tmp_inodes = cfg->tmp_inodes;
+    pc.container_cmd = cfg->container_cmd && cfg->container_cmd[0] ? cfg->container_cmd : NULL;
+    pc.container_rw = cfg->container_rw;
     pc.allow_network = cfg->allow_network;
     pc.run_as = cfg->run_as;
     pc.uid_base = (long)cfg->uid_base;
@@ -328,7 +332,7 @@ static rb_pool *start_pool(rb_consumer *c)
     /* Started with --sandbox-best-effort and something is missing: say so
      * where a log filtered to warnings shows it. */
     const char *missing = strstr(rb_pool_sandbox(pool), "missing:");
-    if (cfg->mode == RB_MODE_NATIVE && missing)
+    if (cfg->mode != RB_MODE_INTERNAL && missing)
         rb_warn("sandbox: jobs run without %s (--sandbox-best-effort)",
                 missing + strlen("missing:"));
     return pool;

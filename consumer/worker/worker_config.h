@@ -83,6 +83,10 @@ typedef struct rb_worker_config {
     int delivery_limit;   /* quorum queues; 0 = none */
     int amqp_heartbeat_s;
     int mem_limit_mb;
+    int tmp_mb;                /* a job's tmpfs size, each of /tmp, /var/tmp, /dev/shm */
+    int tmp_inodes;            /* and its inodes */
+    const char *container_cmd; /* container mode: NULL or "": bubblewrap */
+    const char *container_rw;  /* container mode: comma list, or NULL */
     char *run_as;
     int64_t uid_base; /* 0: every slot runs as run_as */
     bool allow_network;

@@ -2,10 +2,11 @@
  * bench_pool: the trampoline pool on its own (no broker), side by side with
  * what a naive worker does (a fresh /usr/bin/python3 per job).
  *
- *   bench_pool [--jobs N] [--naive-jobs N]
+ *   bench_pool [--jobs N] [--naive-jobs N] [--only throughput|latency|modes]
  *
- * Prints tables: per-job overhead (submit to collected result) p50/p99 for
- * a trivial call, throughput with 2 slots, and the pool's PSS for 1, 2, 4, 8
+ * Prints tables: the trivial job in internal, native and container mode
+ * side by side (what the sandbox and the container cost); per-job overhead (submit to collected
+ * result) p50/p99 for a trivial call, throughput with 2 slots, and the pool's PSS for 1, 2, 4, 8
  * slots. Medians and ratios from one run: these machines are noisy.
  */
 #include <fcntl.h>
@@ -111,6 +112,60 @@ static double fork_floor_ms(int forks)
     return n > 0 ? atof(buf) : 0;
 }
 
+/* The same trivial job in each execution mode, side by side: what the
+ * sandbox (native) and the container around the mother cost per job. */
+static void modes_table(const char *root, int jobs)
+{
+    static const char *const modes[] = {"internal", "native", "container"};
+    double p50[3] = {0}, p99[3] = {0}, rate[3] = {0}, cpu[3] = {0}, cpu_pool[3] = {0};
+    bool ran[3] = {false};
+    for (int m = 0; m < 3; m++) {
+        if (m == 2 && system("command -v bwrap >/dev/null 2>&1") != 0) continue;
+        rb_pool *one = harness_pool(modes[m], 1, root, NULL);
+        latency(one, JOB, jobs, &p50[m], &p99[m]);
+        rb_pool_free(one);
+        rb_pool *two = harness_pool(modes[m], 2, root, NULL);
+        harness_drive(two, 10000, bench_all_ready, two);
+        rate[m] = throughput(two, JOB, jobs);
+        cpu[m] = cpu_per_job;
+        cpu_pool[m] = cpu_pool_per_job;
+        rb_pool_free(two);
+        ran[m] = true;
+    }
+    printf("| trivial job, by mode | internal | native | container | native / internal | "
+           "container / internal |\n");
+    printf("|---|---:|---:|---:|---:|---:|\n");
+    const struct {
+        const char *name, *fmt;
+        const double *v;
+    } rows[] = {
+        {"latency p50 (ms), 1 slot", "%.3f", p50},
+        {"latency p99 (ms), 1 slot", "%.3f", p99},
+        {"jobs/s, 2 slots", "%.0f", rate},
+        {"CPU per job, all processes (ms)", "%.2f", cpu},
+        {"of which the pool's own (ms)", "%.2f", cpu_pool},
+    };
+    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+        printf("| %s |", rows[r].name);
+        for (int m = 0; m < 3; m++) {
+            if (!ran[m]) {
+                printf(" (no bwrap) |");
+                continue;
+            }
+            printf(" ");
+            printf(rows[r].fmt, rows[r].v[m]);
+            printf(" |");
+        }
+        for (int m = 1; m < 3; m++)
+            if (ran[m] && rows[r].v[0] > 0)
+                printf(" %.2fx |", rows[r].v[m] / rows[r].v[0]);
+            else
+                printf(" - |");
+        printf("\n");
+    }
+    printf("\n");
+}
+
 int main(int argc, char **argv)
 {
     int jobs = 3000, naive_jobs = 40;
@@ -149,6 +204,12 @@ int main(int argc, char **argv)
         latency(one, JOB, jobs, &p50, &p99);
         printf("latency p50 %.3f ms, p99 %.3f ms\n", p50, p99);
         rb_pool_free(one);
+        harness_rmtree(root);
+        free(root);
+        return 0;
+    }
+    if (strcmp(only, "modes") == 0 || only[0] == '\0') modes_table(root, jobs);
+    if (strcmp(only, "modes") == 0) {
         harness_rmtree(root);
         free(root);
         return 0;

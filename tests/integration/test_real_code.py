@@ -3,8 +3,8 @@
 Every case is a function of a module in real_code/ that does what course
 and grading code does (sympy, pandas, scipy, matplotlib, pint, networkx,
 lxml, numpy, the standard library, processes and threads). Each runs
-through a real trampoline pool (tests/pool_run) in native and internal
-mode, with the default preload and with the scientific one, and its value
+through a real trampoline pool (tests/pool_run) in native, container and
+internal mode, with the default preload and with the scientific one, and its value
 must equal what the same function returns in a fresh /usr/bin/python3 (the
 reference). A sample also goes through the broker and rebound-worker, and a
 stress run sends a few hundred jobs importing different mixes through two
@@ -64,6 +64,9 @@ CASES = [
     ("processes", "threads_sum", [4]),
     ("processes", "temp_files", [["one", "two", "three"]]),
     ("processes", "home_is_writable", []),
+    ("processes", "new_session_child", ["own session"]),
+    ("processes", "setsid_in_child", []),
+    ("processes", "double_fork_daemon", ["daemon says hi"]),
     ("churn", "churn", [12]),
 ]
 
@@ -152,6 +155,12 @@ class RealCode(unittest.TestCase):
 
     def test_native_scientific_preload(self):
         self.check_corpus("native", SCIENTIFIC_PRELOAD)
+
+    def test_container_default_preload(self):
+        self.check_corpus("container", DEFAULT_PRELOAD)
+
+    def test_container_scientific_preload(self):
+        self.check_corpus("container", SCIENTIFIC_PRELOAD)
 
     def test_internal_default_preload(self):
         self.check_corpus("internal", DEFAULT_PRELOAD)

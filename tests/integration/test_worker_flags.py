@@ -130,6 +130,10 @@ class Flags(unittest.TestCase):
                 ("--delivery-limit", "REBOUND_DELIVERY_LIMIT", "5"),
                 ("--amqp-heartbeat", "REBOUND_AMQP_HEARTBEAT", "10"),
                 ("--mem-limit-mb", "REBOUND_MEM_LIMIT_MB", "1024"),
+                ("--tmp-mb", "REBOUND_TMP_MB", "256"),
+                ("--tmp-inodes", "REBOUND_TMP_INODES", "65536"),
+                ("--container-cmd", "REBOUND_CONTAINER_CMD", "empty"),
+                ("--container-rw", "REBOUND_CONTAINER_RW", "empty"),
                 ("--run-as", "REBOUND_RUN_AS", "nobody"),
                 ("--allow-network", "REBOUND_ALLOW_NETWORK", "false"),
                 ("--sandbox-best-effort", "REBOUND_SANDBOX_BEST_EFFORT", "false")]:

@@ -20,13 +20,14 @@ registrations of this file). The user switch is root's, so they need root.
 import os
 import pwd
 import re
+import shutil
 import unittest
 
-from worker_itest import (REDIS_URL, Client, Worker, delete_queues, job, redis_client, run_tests,
+from worker_itest import (REDIS_URL, SHARED_BASE, Client, Worker, delete_queues, job, redis_client, run_tests,
                           unique_queue, wait_until)
 
 # As users run it: a uid per slot (--uid-base, default 60000).
-ALL_LAYERS_AS_ROOT = "pgrp,netns,ipcns,rlimits,user=uid-per-slot,nnp,seccomp"
+ALL_LAYERS_AS_ROOT = "pgrp,netns,pidns,ipcns,mountns,tmpfs,cgroup,rlimits,user=uid-per-slot,nnp,landlock,seccomp"
 UID_BASE = 60000
 NO_SUCH_USER = "rbtest-no-such-user"
 MISSING_USER = "run-as user %s does not exist" % NO_SUCH_USER
@@ -35,12 +36,12 @@ MISSING_USER = "run-as user %s does not exist" % NO_SUCH_USER
 class Heartbeat:
     """A native worker with a heartbeat, ready; its hash's `sandbox` field."""
 
-    def __init__(self, tag, args=(), **kw):
+    def __init__(self, tag, args=(), mode="native", **kw):
         self.queue = unique_queue(tag)
         self.prefix = "rbtest-sandbox-%s" % self.queue
         self.key = "%s:worker:w-%s" % (self.prefix, tag)
         self.redis = redis_client()
-        self.worker = Worker(self.queue, mode="native",
+        self.worker = Worker(self.queue, mode=mode,
                              args=["--redis-url", REDIS_URL, "--redis-prefix", self.prefix,
                                    "--heartbeat-ms", "200", "--worker-id", "w-" + tag]
                              + list(args), **kw)
@@ -93,6 +94,22 @@ class AllLayers(unittest.TestCase):
         hb.worker.stop()
 
 
+class Container(unittest.TestCase):
+    def test_container_mode_applies_and_reports_every_layer(self):
+        require_root()
+        if not shutil.which("bwrap"):
+            self.skipTest("cannot run here: bubblewrap (bwrap) is not installed")
+        # The sanitizers' logs (tests/support/run_test) go under SHARED_BASE.
+        hb = Heartbeat("ctr", mode="container", args=["--container-rw", SHARED_BASE])
+        self.addCleanup(hb.cleanup)
+        want = "container," + ALL_LAYERS_AS_ROOT
+        self.assertEqual(hb.sandbox(), want)
+        self.assertRegex(hb.worker.text(), r"pool ready: .*mode container, sandbox %s\n"
+                         % re.escape(want))
+        self.assertIn(hb.whoami(), range(UID_BASE, UID_BASE + hb.worker.slots))
+        hb.worker.stop()
+
+
 class Refused(unittest.TestCase):
     def test_refuses_to_start_without_best_effort(self):
         require_root()
@@ -133,7 +150,7 @@ class BestEffort(unittest.TestCase):
 
     def test_heartbeat_records_what_is_missing(self):
         self.assertEqual(self.hb.sandbox(),
-                         "pgrp,netns,ipcns,rlimits,nnp,seccomp;missing:%s" % MISSING_USER)
+                         "pgrp,netns,pidns,ipcns,mountns,tmpfs,cgroup,rlimits,nnp,landlock,seccomp;missing:%s" % MISSING_USER)
 
     def test_jobs_run_without_the_missing_layer(self):
         self.assertEqual(self.hb.whoami(), 0)  # the switch of user is what is missing
@@ -145,4 +162,4 @@ class BestEffort(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    run_tests([AllLayers, Refused, BestEffort], redis=True)
+    run_tests([AllLayers, Container, Refused, BestEffort], redis=True)

@@ -67,6 +67,36 @@ def raw():
 # with REBOUND_TEST_WORKER_MODE=native (sandboxed; as root, jobs run as
 # nobody). A test that is about one mode passes mode= explicitly and says so.
 MODE = os.environ.get("REBOUND_TEST_WORKER_MODE", "") or "internal"
+
+# Where a test and its jobs can both write: not under /tmp, /var/tmp or
+# /dev/shm (each job has its own), nor under a path the sandbox hides.
+SHARED_BASE = "/var/cache/rebound-tests"
+
+
+def shared_dir(tag):
+    """A fresh directory anyone may write (1777) under SHARED_BASE."""
+    os.makedirs(SHARED_BASE, exist_ok=True)
+    path = tempfile.mkdtemp(prefix="rb-%s-" % tag, dir=SHARED_BASE)
+    os.chmod(path, 0o1777)
+    return path
+
+
+def host_pid_in_namespace(ns, inner):
+    """The pid, as the host sees it, of the process that is pid `inner` in
+    the PID namespace `ns` (as /proc/self/ns/pid reads in a job), or None."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink("/proc/%s/ns/pid" % entry) != ns:
+                continue
+            with open("/proc/%s/status" % entry) as f:
+                for line in f:
+                    if line.startswith("NSpid:") and int(line.split()[-1]) == inner:
+                        return int(entry)
+        except (OSError, ValueError):
+            continue
+    return None
 if MODE not in ("internal", "native"):
     raise SystemExit("REBOUND_TEST_WORKER_MODE must be internal or native, not %r" % MODE)
 

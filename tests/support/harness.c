@@ -1,6 +1,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <jansson.h>
 #include <limits.h>
@@ -25,6 +26,18 @@ char *harness_code_root(void)
     char tmpl[] = "/tmp/rebound-code-XXXXXX";
     if (!mkdtemp(tmpl)) die("mkdtemp: %s", strerror(errno));
     chmod(tmpl, 0755);
+    return strdup(tmpl);
+}
+
+char *harness_shared_dir(void)
+{
+    /* Not under /tmp, /var/tmp or /dev/shm, which every job has its own
+     * of, nor under a path the sandbox hides. */
+    if (mkdir(HARNESS_SHARED_BASE, 0755) != 0 && errno != EEXIST)
+        die("mkdir " HARNESS_SHARED_BASE ": %s", strerror(errno));
+    char tmpl[] = HARNESS_SHARED_BASE "/shared-XXXXXX";
+    if (!mkdtemp(tmpl)) die("mkdtemp: %s", strerror(errno));
+    if (chmod(tmpl, 01777) != 0) die("chmod shared dir: %s", strerror(errno));
     return strdup(tmpl);
 }
 
@@ -69,6 +82,13 @@ void harness_config(rb_pool_config *cfg, const char *mode, int slots, const char
     cfg->code_root = root;
     cfg->slots = slots;
     if (rb_mode_parse(mode, &cfg->mode) != 0) die("bad mode %s", mode);
+    /* In container mode the tests' shared directories and the sanitizers'
+     * logs (tests/support/run_test) must be reachable from inside. */
+    if (cfg->mode == RB_MODE_CONTAINER) {
+        if (mkdir(HARNESS_SHARED_BASE, 0755) != 0 && errno != EEXIST)
+            die("mkdir " HARNESS_SHARED_BASE ": %s", strerror(errno));
+        cfg->container_rw = HARNESS_SHARED_BASE;
+    }
 }
 
 rb_pool *harness_pool(const char *mode, int slots, const char *root, rb_pool_config *tweak)
@@ -282,4 +302,64 @@ const char *harness_str(const msgpack_object *o)
 const char *harness_sget(const msgpack_object *root, const char *path)
 {
     return harness_str(harness_get(root, path));
+}
+
+/* The first child of pid whose name is comm, or 0. */
+static pid_t child_named(pid_t pid, const char *comm)
+{
+    char path[96], kids[4096] = "";
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(kids, 1, sizeof kids - 1, f);
+    fclose(f);
+    kids[n] = '\0';
+    for (char *save = NULL, *t = strtok_r(kids, " \n", &save); t;
+         t = strtok_r(NULL, " \n", &save)) {
+        char name[64] = "";
+        snprintf(path, sizeof path, "/proc/%s/comm", t);
+        FILE *c = fopen(path, "r");
+        if (!c) continue;
+        if (!fgets(name, sizeof name, c)) name[0] = '\0';
+        fclose(c);
+        name[strcspn(name, "\n")] = '\0';
+        if (strcmp(name, comm) == 0) return (pid_t)atoi(t);
+    }
+    return 0;
+}
+
+bool harness_pool_pids(pid_t owner, pid_t *mother, pid_t *zygote)
+{
+    *mother = child_named(owner, "rebound-mother");
+    *zygote = *mother ? child_named(*mother, "rebound-zygote") : 0;
+    return *mother > 0 && *zygote > 0;
+}
+
+int harness_procs_in_pidns(const char *link)
+{
+    DIR *d = opendir("/proc");
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        char path[300], got[128];
+        snprintf(path, sizeof path, "/proc/%s/ns/pid", e->d_name);
+        ssize_t k = readlink(path, got, sizeof got - 1);
+        if (k <= 0) continue;
+        got[k] = '\0';
+        if (strcmp(got, link) == 0) n++;
+    }
+    closedir(d);
+    return n;
+}
+
+bool harness_pidns_gone(const char *link, int ms)
+{
+    for (int waited = 0;; waited += 10) {
+        if (harness_procs_in_pidns(link) == 0) return true;
+        if (waited >= ms) return false;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
 }

@@ -14,6 +14,19 @@
 /* A fresh code root (mode 0755, readable by the sandbox user) under /tmp.
  * Returns a malloc'd path; harness_rmtree it when done. */
 char *harness_code_root(void);
+/* A directory both the test and its jobs can write (mode 1777), where a
+ * job's sandbox does not cover it: a job's /tmp is its own. Owned by the
+ * caller (free, and harness_rmtree). */
+#define HARNESS_SHARED_BASE "/var/cache/rebound-tests"
+char *harness_shared_dir(void);
+/* The mother of the pool that process owner started, and its first
+ * zygote, as this process sees them (/proc). false if not found. */
+bool harness_pool_pids(pid_t owner, pid_t *mother, pid_t *zygote);
+/* Processes on the host in the PID namespace that /proc/<pid>/ns/pid reads
+ * as link ("pid:[4026532...]", as a job reads its own), or -1; and a
+ * bounded wait for none to be left. */
+int harness_procs_in_pidns(const char *link);
+bool harness_pidns_gone(const char *link, int ms);
 /* Write text into root/name (creating parent directories). */
 void harness_write(const char *root, const char *name, const char *text);
 void harness_rmtree(const char *path);

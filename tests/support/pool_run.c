@@ -4,6 +4,7 @@
  *
  *   pool_run --mode native|internal --slots N --code-root DIR
  *            [--preload LIST] [--mem-limit-mb N] [--wait-ms MS] [--uid-base N]
+ *            [--tmp-mb N] [--tmp-inodes N]
  *
  * stdin: job bodies (msgpack), each behind a 4-byte big-endian length; all
  * of them are read, then submitted at once (FIFO over the slots).
@@ -92,9 +93,10 @@ int main(int argc, char **argv)
         {"mode", required_argument, 0, 'm'},         {"slots", required_argument, 0, 's'},
         {"code-root", required_argument, 0, 'r'},    {"preload", required_argument, 0, 'p'},
         {"mem-limit-mb", required_argument, 0, 'M'}, {"wait-ms", required_argument, 0, 'w'},
-        {"uid-base", required_argument, 0, 'U'},     {0, 0, 0, 0}};
+        {"uid-base", required_argument, 0, 'U'},     {"tmp-mb", required_argument, 0, 't'},
+        {"tmp-inodes", required_argument, 0, 'i'},   {0, 0, 0, 0}};
     const char *mode = "native", *root = NULL, *preload = NULL;
-    int slots = 1, mem = -1, wait_ms = 600000, c;
+    int slots = 1, mem = -1, wait_ms = 600000, tmp_mb = 0, tmp_inodes = 0, c;
     long uid_base = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -118,6 +120,12 @@ int main(int argc, char **argv)
             break;
         case 'U':
             uid_base = atol(optarg);
+            break;
+        case 't':
+            tmp_mb = atoi(optarg);
+            break;
+        case 'i':
+            tmp_inodes = atoi(optarg);
             break;
         default:
             return 2;
@@ -161,6 +169,8 @@ int main(int argc, char **argv)
     if (preload) cfg.preload = preload;
     if (mem >= 0) cfg.mem_limit_mb = mem;
     cfg.uid_base = uid_base;
+    if (tmp_mb > 0) cfg.tmp_mb = tmp_mb;
+    if (tmp_inodes > 0) cfg.tmp_inodes = tmp_inodes;
     rb_pool *pool = harness_pool(mode, slots, root, &cfg);
 
     msgpack_sbuffer sb;

@@ -61,48 +61,41 @@ static const char *const SHM_PY = "import ctypes\n"
                                   "    return [shmid, ctypes.get_errno()]\n";
 
 /* A job goes for the spare that waits to take the slot's next job (it runs
- * as the same user): lowers its limits, makes it SCHED_IDLE, pins it to one
- * CPU, gives it the idle I/O class. The next job reports what it got. */
+ * as the same user), and for the processes of the pool above it: lowers
+ * their limits, makes them SCHED_IDLE, pins them to one CPU, gives them the
+ * idle I/O class. In its own PID namespace it finds none of them in /proc,
+ * and the pids the test gives it (its zygote's and mother's, as the host
+ * sees them) name nothing it can reach. The next job reports what it got. */
 static const char *const SPARE_PY =
     "import ctypes, os, time\n"
     "libc = ctypes.CDLL(None, use_errno=True)\n"
     "class rlimit(ctypes.Structure):\n"
     "    _fields_ = [('cur', ctypes.c_ulong), ('max', ctypes.c_ulong)]\n"
-    "def spare():\n"
-    "    # The newest child of the slot's user but this one: forked after this\n"
-    "    # one was taken (older ones may still be ending).\n"
+    "def others():\n"
+    "    # Every process /proc shows but this one.\n"
     "    me = os.getpid()\n"
-    "    deadline = time.monotonic() + 20\n"
-    "    while time.monotonic() < deadline:\n"
-    "        found = []\n"
-    "        for p in os.listdir('/proc'):\n"
-    "            if not p.isdigit() or int(p) <= me:\n"
-    "                continue\n"
+    "    return [int(p) for p in os.listdir('/proc') if p.isdigit() and int(p) != me]\n"
+    "def attack(pids, hard):\n"
+    "    seen = others()\n"
+    "    done = []\n"
+    "    for pid in seen + pids:\n"
+    "        try:\n"
+    "            os.sched_setaffinity(pid, {min(os.sched_getaffinity(0))})\n"
+    "            done.append('affinity %d' % pid)\n"
+    "        except OSError:\n"
+    "            pass\n"
+    "        if libc.syscall(251, 1, pid, 3 << 13) == 0:  # ioprio_set(WHO_PROCESS, pid, IDLE)\n"
+    "            done.append('ioprio %d' % pid)\n"
+    "        if hard:  # what a spare cannot undo without privileges\n"
     "            try:\n"
-    "                with open('/proc/%s/comm' % p) as f:\n"
-    "                    comm = f.read().strip()\n"
-    "                if comm == 'rebound-child' and os.stat('/proc/' + p).st_uid == os.getuid():\n"
-    "                    found.append(int(p))\n"
+    "                os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))\n"
+    "                done.append('idle %d' % pid)\n"
     "            except OSError:\n"
     "                pass\n"
-    "        if found:\n"
-    "            return max(found)\n"
-    "        time.sleep(0.01)\n"
-    "    return 0\n"
-    "def attack(hard):\n"
-    "    pid = spare()\n"
-    "    done = []\n"
-    "    os.sched_setaffinity(pid, {min(os.sched_getaffinity(0))})\n"
-    "    done.append('affinity')\n"
-    "    if libc.syscall(251, 1, pid, 3 << 13) == 0:  # ioprio_set(WHO_PROCESS, pid, IDLE)\n"
-    "        done.append('ioprio')\n"
-    "    if hard:  # what the spare cannot undo without privileges\n"
-    "        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))\n"
-    "        done.append('idle')\n"
-    "        low = rlimit(16, 16)\n"
-    "        if libc.prlimit(pid, 7, ctypes.byref(low), None) == 0:  # RLIMIT_NOFILE\n"
-    "            done.append('nofile')\n"
-    "    return [pid, done]\n"
+    "            low = rlimit(16, 16)\n"
+    "            if libc.prlimit(pid, 7, ctypes.byref(low), None) == 0:  # RLIMIT_NOFILE\n"
+    "                done.append('nofile %d' % pid)\n"
+    "    return [seen, done]\n"
     "def state():\n"
     "    import resource\n"
     "    return [resource.getrlimit(resource.RLIMIT_NOFILE)[0], len(os.sched_getaffinity(0)),\n"
@@ -227,20 +220,23 @@ static void test_the_next_job_gets_a_spare_as_the_sandbox_made_it(void **state)
     long long cpus = harness_get(&res.data, "results.0.val.1")->via.i64;
     msgpack_unpacked_destroy(&res);
 
-    /* First its CPUs and I/O class, which the spare sets back itself; then
-     * SCHED_IDLE and a lowered hard limit, which it cannot undo without
-     * privileges: it refuses, and the job goes to the next spare. */
+    /* The pids of the pool's zygote and mother, as the host sees them. */
+    pid_t mother = 0, zygote = 0;
+    assert_true(harness_pool_pids(getpid(), &mother, &zygote));
     for (int hard = 0; hard < 2; hard++) {
         char job[256];
         snprintf(job, sizeof job,
                  "{\"v\":1,\"id\":\"a\",\"calls\":[{\"file\":\"spare.py\","
-                 "\"fcn\":\"attack\",\"args\":[%s]}]}",
-                 hard ? "true" : "false");
+                 "\"fcn\":\"attack\",\"args\":[[%d,%d],%s]}]}",
+                 (int)zygote, (int)mother, hard ? "true" : "false");
         assert_true(harness_run_json(pool, job, &res, 30000));
         assert_string_equal(harness_sget(&res.data, "status"), "ok");
-        assert_true(harness_get(&res.data, "results.0.val.0")->via.i64 > 0); /* found the spare */
-        /* Every change went through: the spare was really tampered with. */
-        assert_int_equal(harness_get(&res.data, "results.0.val.1")->via.array.size, 2 + 2 * hard);
+        /* It saw no other process but its namespace's init (pid 1, root's),
+         * and changed nothing of anyone. */
+        const msgpack_object *seen = harness_get(&res.data, "results.0.val.0");
+        assert_int_equal(seen->via.array.size, 1);
+        assert_int_equal(seen->via.array.ptr[0].via.i64, 1);
+        assert_int_equal(harness_get(&res.data, "results.0.val.1")->via.array.size, 0);
         msgpack_unpacked_destroy(&res);
 
         assert_true(harness_run_json(pool,

@@ -13,6 +13,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pool_internal.h"
@@ -56,11 +57,56 @@ int pool_start_mother(rb_pool *pool)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -1;
-    char fdarg[16], mem[16], maxres[32], uidbase[24];
+    char mem[16], maxres[32], uidbase[24], tmpmb[16], tmpinodes[16];
+    snprintf(tmpmb, sizeof tmpmb, "%d", pool->cfg.tmp_mb > 0 ? pool->cfg.tmp_mb : 256);
+    snprintf(tmpinodes, sizeof tmpinodes, "%d",
+             pool->cfg.tmp_inodes > 0 ? pool->cfg.tmp_inodes : 65536);
     snprintf(uidbase, sizeof uidbase, "%ld", pool->cfg.uid_base);
     snprintf(mem, sizeof mem, "%d", pool->cfg.mem_limit_mb);
     snprintf(maxres, sizeof maxres, "%zu", pool->cfg.max_result_bytes);
     char **env = trampoline_environment(!pool->cfg.no_huge_pages);
+    /* Built before the fork: the child only execs. */
+    bool contained = pool->cfg.mode == RB_MODE_CONTAINER;
+    const char *tail[32];
+    char **boxed = NULL;
+    int a = 0;
+    if (!contained) tail[a++] = pool->trampoline_path;
+    tail[a++] = "--control-fd";
+    tail[a++] = "3";
+    tail[a++] = "--code-root";
+    tail[a++] = pool->code_root;
+    tail[a++] = "--mode";
+    tail[a++] = rb_mode_name(pool->cfg.mode);
+    tail[a++] = "--preload";
+    tail[a++] = pool->preload;
+    tail[a++] = "--mem-limit-mb";
+    tail[a++] = mem;
+    tail[a++] = "--run-as";
+    tail[a++] = pool->run_as;
+    tail[a++] = "--max-result-bytes";
+    tail[a++] = maxres;
+    tail[a++] = "--tmp-mb";
+    tail[a++] = tmpmb;
+    tail[a++] = "--tmp-inodes";
+    tail[a++] = tmpinodes;
+    if (pool->cfg.allow_network) tail[a++] = "--allow-network";
+    if (pool->cfg.no_huge_pages) tail[a++] = "--no-huge-pages";
+    if (pool->cfg.uid_base > 0) {
+        tail[a++] = "--uid-base";
+        tail[a++] = uidbase;
+    }
+    if (!pool->cfg.sandbox_best_effort) tail[a++] = "--strict";
+    tail[a] = NULL;
+    int argc = 0;
+    if (contained && !(boxed = container_argv(pool, tail, &argc))) {
+        close(sv[0]);
+        close(sv[1]);
+        free(env);
+        errno = ENOMEM;
+        return -1;
+    }
+    /* execvp: the container runtime is found on PATH. */
+    const char *const *argv = contained ? (const char *const *)boxed : tail;
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
@@ -69,44 +115,24 @@ int pool_start_mother(rb_pool *pool)
          * connection, its Redis socket) is closed. */
         if (dup2(sv[1], 3) != 3 || fcntl(3, F_SETFD, 0) != 0) _exit(127);
         close_range(4, ~0U, 0);
-        snprintf(fdarg, sizeof fdarg, "%d", 3);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent) _exit(0);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        const char *argv[24];
-        int a = 0;
-        argv[a++] = pool->trampoline_path;
-        argv[a++] = "--control-fd";
-        argv[a++] = fdarg;
-        argv[a++] = "--code-root";
-        argv[a++] = pool->code_root;
-        argv[a++] = "--mode";
-        argv[a++] = rb_mode_name(pool->cfg.mode);
-        argv[a++] = "--preload";
-        argv[a++] = pool->preload;
-        argv[a++] = "--mem-limit-mb";
-        argv[a++] = mem;
-        argv[a++] = "--run-as";
-        argv[a++] = pool->run_as;
-        argv[a++] = "--max-result-bytes";
-        argv[a++] = maxres;
-        if (pool->cfg.allow_network) argv[a++] = "--allow-network";
-        if (pool->cfg.no_huge_pages) argv[a++] = "--no-huge-pages";
-        if (pool->cfg.uid_base > 0) {
-            argv[a++] = "--uid-base";
-            argv[a++] = uidbase;
-        }
-        if (!pool->cfg.sandbox_best_effort) argv[a++] = "--strict";
-        argv[a] = NULL;
-        execve(pool->trampoline_path, (char *const *)argv, env);
-        fprintf(stderr, "rebound-pool: cannot run %s: %s\n", pool->trampoline_path,
-                strerror(errno));
+        /* The directories a runtime makes for its binds must be searchable
+         * by the jobs, whatever umask the worker was started with. */
+        if (contained) umask(022);
+        if (contained)
+            execvpe(argv[0], (char *const *)argv, env);
+        else
+            execve(argv[0], (char *const *)argv, env);
+        fprintf(stderr, "rebound-pool: cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
     close(sv[1]);
     free(env);
+    container_argv_free(boxed);
     if (pid < 0) {
         close(sv[0]);
         return -1;

@@ -27,6 +27,8 @@ void rb_pool_config_default(rb_pool_config *cfg)
     cfg->max_output_bytes = RB_DEFAULT_MAX_OUTPUT_BYTES;
     cfg->max_result_bytes = RB_DEFAULT_MAX_RESULT_BYTES;
     cfg->mem_limit_mb = 1024;
+    cfg->tmp_mb = 256;
+    cfg->tmp_inodes = 65536;
     cfg->run_as = "nobody";
     cfg->spawn_timeout_ms = 10000;
     cfg->start_timeout_ms = 60000;
@@ -218,6 +220,20 @@ rb_pool *rb_pool_new(const rb_pool_config *cfg, rb_err *err)
     pool->run_as = strdup(cfg->run_as ? cfg->run_as : "nobody");
     pool->preload_failed = strdup("");
     pool->mother_fd = -1;
+    if (cfg->container_cmd) pool->container_cmd = strdup(cfg->container_cmd);
+    pool->cfg.container_cmd = pool->container_cmd;
+    if (cfg->container_rw && cfg->container_rw[0]) {
+        char *list = strdup(cfg->container_rw);
+        size_t words = 1;
+        for (const char *c = cfg->container_rw; *c; c++)
+            words += *c == ',';
+        pool->container_rw = calloc(words, sizeof *pool->container_rw);
+        for (char *save = NULL, *w = list ? strtok_r(list, ",", &save) : NULL;
+             w && pool->container_rw; w = strtok_r(NULL, ",", &save))
+            pool->container_rw[pool->ncontainer_rw++] = strdup(w);
+        free(list);
+    }
+    pool->cfg.container_rw = NULL;
     rb_backoff_init(&pool->mother_respawn, MOTHER_RESPAWN_MIN_MS, MOTHER_RESPAWN_MAX_MS, false);
     pool->slots = calloc((size_t)cfg->slots, sizeof *pool->slots);
     if (!pool->slots || !pool->trampoline_path || !pool->code_root || !pool->preload ||
@@ -261,7 +277,7 @@ rb_pool *rb_pool_new(const rb_pool_config *cfg, rb_err *err)
         rb_pool_free(pool);
         return NULL;
     }
-    if (cfg->mode == RB_MODE_NATIVE && pool->sandbox_missing && !cfg->sandbox_best_effort) {
+    if (cfg->mode != RB_MODE_INTERNAL && pool->sandbox_missing && !cfg->sandbox_best_effort) {
         rb_err_set(err, "sandbox: %s (use --sandbox-best-effort to run without it)",
                    strstr(pool->sandbox, "missing:"));
         rb_pool_free(pool);
@@ -300,6 +316,10 @@ void rb_pool_free(rb_pool *pool)
     free(pool->code_root);
     free(pool->preload);
     free(pool->run_as);
+    free(pool->container_cmd);
+    for (size_t i = 0; i < pool->ncontainer_rw; i++)
+        free(pool->container_rw[i]);
+    free(pool->container_rw);
     free(pool->preload_failed);
     free(pool->sandbox);
     free(pool->setup_error);

@@ -2,7 +2,8 @@
  * pool_internal.h - the pool's state and each of its files' functions,
  * private to trampoline/pool/: pool.c (the API, the queue), slot.c (one
  * slot's zygote and child), mother_link.c (the mother, from the pool's
- * side), pool_state.c (what they share), capture.c, procmem.c.
+ * side), container.c (the mother's command line in container mode),
+ * pool_state.c (what they share), capture.c, procmem.c.
  */
 #ifndef REBOUND_POOL_INTERNAL_H
 #define REBOUND_POOL_INTERNAL_H
@@ -90,6 +91,9 @@ typedef struct slot {
 struct rb_pool {
     rb_pool_config cfg; /* strings below are owned copies */
     char *trampoline_path, *code_root, *preload, *run_as;
+    char *container_cmd; /* NULL: bubblewrap */
+    char **container_rw; /* split from cfg.container_rw */
+    size_t ncontainer_rw;
 
     pid_t mother_pid;
     int mother_fd;
@@ -122,7 +126,7 @@ struct rb_pool {
 /*
  * Who calls whom (tests/check_layers checks it): pool.c (the public API)
  * calls slot.c, mother_link.c, procmem.c and pool_state.c; mother_link.c
- * calls slot.c; slot.c calls capture.c; all of them call pool_state.c and
+ * calls slot.c and container.c; slot.c calls capture.c; all of them call pool_state.c and
  * ../ctl.c. Nothing calls upward.
  */
 
@@ -140,6 +144,13 @@ void pool_note_sandbox(rb_pool *pool, const char *report);
 int pool_start_mother(rb_pool *pool); /* 0, or -1 with errno */
 void pool_process_mother(rb_pool *pool, const struct pollfd *fds, int n, int64_t now);
 void pool_reap_mother(rb_pool *pool, int wait_ms); /* wait, then SIGKILL */
+
+/* container.c: the command that starts the mother in a container, with
+ * tail (the trampoline's arguments, NULL-terminated) appended. Returns a
+ * NULL-terminated array (count in *argc), freed with container_argv_free;
+ * NULL when memory ran out. */
+char **container_argv(const rb_pool *pool, const char *const *tail, int *argc);
+void container_argv_free(char **argv);
 
 /* slot.c */
 #define SLOT_MAX_FDS 5 /* what slot_pollfds can return */

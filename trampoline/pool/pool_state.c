@@ -12,7 +12,7 @@
 
 const char *rb_mode_name(rb_mode m)
 {
-    return m == RB_MODE_INTERNAL ? "internal" : "native";
+    return m == RB_MODE_INTERNAL ? "internal" : m == RB_MODE_CONTAINER ? "container" : "native";
 }
 
 int rb_mode_parse(const char *s, rb_mode *out)
@@ -21,6 +21,8 @@ int rb_mode_parse(const char *s, rb_mode *out)
         *out = RB_MODE_INTERNAL;
     else if (strcmp(s, "native") == 0)
         *out = RB_MODE_NATIVE;
+    else if (strcmp(s, "container") == 0)
+        *out = RB_MODE_CONTAINER;
     else
         return -1;
     return 0;

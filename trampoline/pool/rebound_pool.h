@@ -29,9 +29,11 @@
 typedef enum rb_mode {
     RB_MODE_INTERNAL = 0, /* plain forks, no isolation */
     RB_MODE_NATIVE,       /* sandboxed children (the default) */
+    RB_MODE_CONTAINER,    /* native, with the mother in a container (container.c) */
 } rb_mode;
 
-/* "internal" / "native"; rb_mode_parse returns -1 for anything else. */
+/* "internal" / "native" / "container"; rb_mode_parse returns -1 for
+ * anything else. */
 const char *rb_mode_name(rb_mode m);
 int rb_mode_parse(const char *s, rb_mode *out);
 
@@ -44,6 +46,13 @@ typedef struct rb_pool_config {
     size_t max_output_bytes; /* per call */
     size_t max_result_bytes; /* per call result */
     int mem_limit_mb;        /* address space the child may add; 0: no limit */
+    int tmp_mb;              /* native: size of a job's own /tmp, /var/tmp, /dev/shm (each) */
+    int tmp_inodes;          /* native: files and directories in each */
+    /* container mode: the runtime's command in place of bubblewrap's (NULL:
+     * bubblewrap), and host directories bound read-write into it (comma
+     * list, e.g. where sanitizer logs go; NULL: none). */
+    const char *container_cmd;
+    const char *container_rw;
     bool allow_network;
     const char *run_as;       /* user children switch to when running as root */
     long uid_base;            /* > 0: slot i runs as uid/gid uid_base + i instead */

@@ -138,7 +138,7 @@ static PyObject *compile_text(const char *text, Py_ssize_t len, const char *file
  * the inherited code only if the bytes are the ones it was compiled from:
  * a file edited in place, however quickly, is compiled afresh.
  */
-#define CACHE_SLOTS 64 /* the jobs' files; the warm-up's has a slot of its own */
+#define CACHE_SLOTS 64             /* the jobs' files; the warm-up's has a slot of its own */
 #define CACHE_MAX_FILE (256 << 10) /* larger files are compiled by each child */
 
 typedef struct cached_code {
@@ -148,7 +148,7 @@ typedef struct cached_code {
 } cached_code;
 
 static cached_code cache[CACHE_SLOTS + 1]; /* [CACHE_SLOTS]: the warm-up's, never evicted */
-static unsigned cache_next; /* the slot to reuse when all are taken */
+static unsigned cache_next;                /* the slot to reuse when all are taken */
 
 static cached_code *cache_find(const char *path)
 {

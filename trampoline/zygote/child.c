@@ -284,10 +284,23 @@ void child_run(tr_state *st, int job_fd, int res_fd, int capture_fd, const char 
     result_fd = res_fd;
     tr_role = "child";
 
+    /* The same kind of work the job will do, done now: the pages it writes
+     * are copied from the zygote before the job arrives, not on its time.
+     * Before the sandbox: the warm-up's module is in the pool's directory,
+     * which a child's own /tmp covers. */
+    char mplconfig[PATH_MAX];
+    bool has_mpl = caches_job_mplconfig(&st->caches, tmpdir, mplconfig, sizeof mplconfig);
+    if (runner_job_environment(tmpdir, has_mpl ? mplconfig : NULL) != 0)
+        fail_setup("cannot set the job's environment");
+    runner_warm(st->warm_file);
+
     char report[512];
     rb_err err = {{0}};
     if (st->cfg.native) {
-        if (sandbox_apply(&st->plan, report, sizeof report, &err) != 0) fail_setup(err.msg);
+        if (sandbox_apply(&st->plan, tmpdir, report, sizeof report, &err) != 0) fail_setup(err.msg);
+        /* Made in the child's own /tmp: the child links the cache itself. */
+        if (st->plan.mountns && caches_seed_job(&st->caches, tmpdir, false, 0, 0) != 0)
+            tr_log("matplotlib's cache link in %s: %s", tmpdir, strerror(errno));
     } else {
         snprintf(report, sizeof report, "pgrp;mode=internal");
     }
@@ -298,9 +311,12 @@ void child_run(tr_state *st, int job_fd, int res_fd, int capture_fd, const char 
     for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
         signal(fatal[i], SIG_DFL);
     /* A change of user clears the parent-death signal: set it again, and
-     * make sure the zygote did not die in between. */
+     * make sure the zygote did not die in between (in a PID namespace, the
+     * zygote is outside it and getppid() says 0: its pidfd tells). */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != st->zygote_pid) _exit(0);
+    bool zygote_alive = getpid() == 2 ? sandbox_pid_zygote_alive() : getppid() == st->zygote_pid;
+    sandbox_pid_child_close();
+    if (!zygote_alive) _exit(0);
 
     /* User code writes to fds 1 and 2; they lead to the capture pipe and
      * nowhere else. The protocol fds sit at unremarkable high numbers. */
@@ -310,13 +326,6 @@ void child_run(tr_state *st, int job_fd, int res_fd, int capture_fd, const char 
     close(devnull);
     close(capture_fd);
 
-    /* The same kind of work the job will do, done now: the pages it writes
-     * are copied from the zygote before the job arrives, not on its time. */
-    char mplconfig[PATH_MAX];
-    bool has_mpl = caches_job_mplconfig(&st->caches, tmpdir, mplconfig, sizeof mplconfig);
-    if (runner_job_environment(tmpdir, has_mpl ? mplconfig : NULL) != 0)
-        fail_setup("cannot set the job's environment");
-    runner_warm(st->warm_file);
     msgpack_sbuffer_init(&outbox);
     send_simple(CTL_READY, "sandbox", report, (long long)getpid());
 

@@ -45,6 +45,8 @@ static int parse_args(int argc, char **argv, tr_config *cfg)
                                          {"strict", no_argument, 0, 's'},
                                          {"max-result-bytes", required_argument, 0, 'R'},
                                          {"no-huge-pages", no_argument, 0, 'H'},
+                                         {"tmp-mb", required_argument, 0, 't'},
+                                         {"tmp-inodes", required_argument, 0, 'i'},
                                          {0, 0, 0, 0}};
     memset(cfg, 0, sizeof *cfg);
     cfg->control_fd = -1;
@@ -54,6 +56,8 @@ static int parse_args(int argc, char **argv, tr_config *cfg)
     cfg->huge_pages = true;
     cfg->sandbox.mem_limit_mb = 1024;
     cfg->sandbox.run_as = "nobody";
+    cfg->sandbox.tmp_mb = 256;
+    cfg->sandbox.tmp_inodes = 65536;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         char *end = NULL;
@@ -65,8 +69,12 @@ static int parse_args(int argc, char **argv, tr_config *cfg)
             cfg->code_root = optarg;
             break;
         case 'm':
-            if (strcmp(optarg, "native") && strcmp(optarg, "internal")) return -1;
-            cfg->native = strcmp(optarg, "native") == 0;
+            if (strcmp(optarg, "native") && strcmp(optarg, "internal") &&
+                strcmp(optarg, "container"))
+                return -1;
+            /* In a container, the children are sandboxed as in native mode. */
+            cfg->native = strcmp(optarg, "internal") != 0;
+            cfg->sandbox.container = strcmp(optarg, "container") == 0;
             break;
         case 'p':
             cfg->preload = optarg;
@@ -91,6 +99,14 @@ static int parse_args(int argc, char **argv, tr_config *cfg)
             break;
         case 'R':
             cfg->max_result_bytes = strtoull(optarg, &end, 10);
+            break;
+        case 't':
+            cfg->sandbox.tmp_mb = strtol(optarg, &end, 10);
+            if (cfg->sandbox.tmp_mb <= 0) return -1;
+            break;
+        case 'i':
+            cfg->sandbox.tmp_inodes = strtol(optarg, &end, 10);
+            if (cfg->sandbox.tmp_inodes <= 0) return -1;
             break;
         default:
             return -1;
@@ -254,7 +270,13 @@ int main(int argc, char **argv)
     /* The warm-up's module comes compiled, as a job's repeated file does:
      * what the warm-up readies is the path of such a job. */
     call_cache_warm_file(st.warm_file);
-    if (st.cfg.native) sandbox_prepare(&st.cfg.sandbox, &st.plan);
+    if (st.cfg.native) {
+        char **dirs = NULL;
+        st.cfg.sandbox.nkeep = runner_import_dirs(&dirs);
+        st.cfg.sandbox.keep = (const char *const *)dirs;
+        st.cfg.sandbox.code_root = st.cfg.code_root;
+        sandbox_prepare(&st.cfg.sandbox, &st.plan);
+    }
     /* Anything the preload printed must not reach every child's output. */
     runner_flush();
     st.mother_pid = getpid();
@@ -264,6 +286,7 @@ int main(int argc, char **argv)
      * sanitizer). */
     int rc = mother_run(&st);
     tmpdir_remove_base();
+    if (st.cfg.native) sandbox_cgroup_remove(&st.plan);
 #ifdef __SANITIZE_ADDRESS__
     /* _exit skips LeakSanitizer's check at exit: run it here, in the
      * mother, whose heap lives as long as the pool. (Zygotes and children

@@ -239,3 +239,22 @@ void runner_warm(const char *warm_file)
     PyErr_Clear();
     runner_flush();
 }
+
+size_t runner_import_dirs(char ***dirs)
+{
+    *dirs = NULL;
+    PyObject *path = PySys_GetObject("path"); /* borrowed */
+    Py_ssize_t n = path && PyList_Check(path) ? PyList_GET_SIZE(path) : 0;
+    char **out = calloc((size_t)n + 1, sizeof *out);
+    size_t count = 0;
+    for (Py_ssize_t i = 0; out && i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(path, i);
+        PyObject *b = PyUnicode_Check(item) ? PyUnicode_EncodeFSDefault(item) : NULL;
+        const char *s = b ? PyBytes_AS_STRING(b) : NULL;
+        if (s && s[0] == '/' && (out[count] = strdup(s)) != NULL) count++;
+        Py_XDECREF(b);
+        PyErr_Clear();
+    }
+    *dirs = out;
+    return out ? count : 0;
+}

@@ -55,6 +55,12 @@ void runner_reseed(void);
  * capture pipe before its result is reported. */
 void runner_flush(void);
 
+/* The absolute entries of sys.path (the interpreter's own directories and
+ * site-packages): what the sandbox must keep visible. Returns their count
+ * and a NULL-terminated array in *dirs, owned by the caller (free each,
+ * then the array); 0 and NULL when there are none or memory ran out. */
+size_t runner_import_dirs(char ***dirs);
+
 /* ---- call.c: loading the job's module and calling its function, in C.
  * Below runner.c: nothing here calls runner.c. */
 

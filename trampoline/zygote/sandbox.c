@@ -24,6 +24,7 @@ void sandbox_prepare(const sandbox_config *cfg, sandbox_plan *plan)
 {
     memset(plan, 0, sizeof *plan);
     plan->cfg = *cfg;
+    plan->init_fd = -1;
     if (!cfg->allow_network) {
         rb_err err = {{0}};
         if (sandbox_net_enter(&err) == 0)
@@ -48,22 +49,37 @@ void sandbox_prepare(const sandbox_config *cfg, sandbox_plan *plan)
                      pw ? "is root" : "does not exist");
         }
     }
-    /* Without a network namespace the filter also refuses inet sockets. */
+    /* After the network namespace: unprivileged, its user namespace gives
+     * the right to make these. */
+    rb_err perr = {{0}};
+    if (sandbox_pid_prepare(plan, &perr) == 0)
+        plan->pidns = true;
+    else
+        snprintf(plan->pidns_error, sizeof plan->pidns_error, "%s", perr.msg);
+    perr = (rb_err){{0}};
+    if (sandbox_mount_prepare(plan, cfg->code_root, cfg->keep, cfg->nkeep, &perr) == 0)
+        plan->mountns = true;
+    else
+        snprintf(plan->mountns_error, sizeof plan->mountns_error, "%s", perr.msg);
+    perr = (rb_err){{0}};
+    if (sandbox_cgroup_prepare(plan, &perr) == 0)
+        sandbox_cgroup_sweep(plan);
+    else
+        snprintf(plan->cgroup_error, sizeof plan->cgroup_error, "%s", perr.msg);
+    int abi = sandbox_landlock_abi();
+    plan->landlock = abi >= 6;
+    if (!plan->landlock)
+        snprintf(plan->landlock_error, sizeof plan->landlock_error,
+                 "landlock: signal and abstract-socket scopes need ABI 6, kernel has %d", abi);
+    /* Without a network namespace the filter also refuses inet sockets;
+     * without a PID namespace, leaving the process group. */
     plan->bpf_denies_inet = !plan->netns && !cfg->allow_network;
     rb_err err = {{0}};
-    if (sandbox_seccomp_build(plan->bpf_denies_inet, plan, &err) != 0)
+    if (sandbox_seccomp_build(plan->bpf_denies_inet, !plan->pidns, plan, &err) != 0)
         snprintf(plan->seccomp_error, sizeof plan->seccomp_error, "%s", err.msg);
     sandbox_spare_prepare(plan);
     /* Measured after the preload (the caller's order): what children inherit. */
     plan->base_vsz_kb = own_vsz_kb();
-}
-
-int sandbox_make_tmpdir(const sandbox_plan *plan, const char *path, rb_err *err)
-{
-    if (mkdir(path, 0700) != 0) return rb_err_set(err, "mkdir %s: %s", path, strerror(errno));
-    if (plan->switch_user && chown(path, plan->uid, plan->gid) != 0)
-        return rb_err_set(err, "chown %s: %s", path, strerror(errno));
-    return 0;
 }
 
 /* Append "word" to a comma list. */
@@ -73,12 +89,14 @@ static void add(char *buf, size_t cap, const char *word)
     snprintf(buf + n, cap - n, "%s%s", n ? "," : "", word);
 }
 
-int sandbox_apply(const sandbox_plan *plan, char *report, size_t cap, rb_err *err)
+int sandbox_apply(const sandbox_plan *plan, const char *jobdir, char *report, size_t cap,
+                  rb_err *err)
 {
     char missing[512] = "";
     rb_err step = {{0}};
     report[0] = '\0';
 
+    if (plan->cfg.container) add(report, cap, "container");
     add(report, cap, "pgrp");
     if (plan->netns) {
         add(report, cap, "netns");
@@ -86,9 +104,36 @@ int sandbox_apply(const sandbox_plan *plan, char *report, size_t cap, rb_err *er
         add(report, cap, "network-allowed");
     }
 
+    /* Born in it (zygote.c): the job is pid 2, beside rebound-init. */
+    if (plan->pidns && getpid() == 2) {
+        add(report, cap, "pidns");
+    } else {
+        add(missing, sizeof missing, plan->pidns ? "pidns: not entered" : plan->pidns_error);
+    }
+
     /* As root, before the switch of user takes the right to. */
     if (sandbox_ipc_enter(&step) == 0) {
         add(report, cap, "ipcns");
+    } else {
+        add(missing, sizeof missing, step.msg);
+    }
+
+    if (plan->mountns) {
+        /* The zygote made no directory for this child: without its own
+         * /tmp, the job has nowhere to work, whatever strict says. */
+        if (sandbox_mount_enter(plan, &step) != 0 || sandbox_mount_jobdir(plan, jobdir, &step) != 0)
+            return rb_err_set(err, "sandbox: %s", step.msg);
+        add(report, cap, "mountns,tmpfs");
+    } else {
+        add(missing, sizeof missing, plan->mountns_error);
+    }
+    if (plan->init_fd >= 0) close(plan->init_fd);
+
+    /* As root: moving into a group takes write access to it. */
+    if (!plan->cgroups.ready) {
+        add(missing, sizeof missing, plan->cgroup_error);
+    } else if (sandbox_cgroup_enter(plan, plan->slot, plan->cgroup_group, &step) == 0) {
+        add(report, cap, "cgroup");
     } else {
         add(missing, sizeof missing, step.msg);
     }
@@ -118,6 +163,14 @@ int sandbox_apply(const sandbox_plan *plan, char *report, size_t cap, rb_err *er
         add(report, cap, "nnp");
     } else {
         snprintf(step.msg, sizeof step.msg, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+        add(missing, sizeof missing, step.msg);
+    }
+
+    if (!plan->landlock) {
+        add(missing, sizeof missing, plan->landlock_error);
+    } else if (sandbox_landlock_apply(&step) == 0) {
+        add(report, cap, "landlock");
+    } else {
         add(missing, sizeof missing, step.msg);
     }
 

@@ -7,14 +7,23 @@
  *                      by the mother so children inherit it for free; a
  *                      seccomp rule on socket(AF_INET*) where the kernel
  *                      refuses the namespace
+ *   sandbox_pid.c      a PID namespace per child, rebound-init its pid 1:
+ *                      whatever the job starts dies with it
  *   sandbox_ipc.c      a private IPC namespace per child: SysV IPC and POSIX
  *                      message queues die with the job
+ *   sandbox_mount.c    host paths hidden and the code root read-only (once,
+ *                      in the mother); a private bounded tmpfs at /tmp,
+ *                      /var/tmp and /dev/shm and a /proc of its own per child
  *   sandbox_rlimits.c  address space, CPU, file size, open files, core, procs
+ *   sandbox_cgroup.c   memory and tasks of the whole job, a fair CPU share:
+ *                      a control group per child (v2, or v1's hierarchies)
  *   sandbox_user.c     switch to the unprivileged --run-as user when root
  *   sandbox_spare.c    a spare's limits and scheduling set back as it takes
  *                      a job (the job before it ran as the same user)
+ *   sandbox_landlock.c signals and abstract unix sockets scoped to the job
  *   sandbox_seccomp.c  deny ptrace, mount, namespaces, bpf, keyctl, perf,
- *                      io_uring, modules, reboot, and leaving the process group
+ *                      io_uring, modules, reboot, and (without a PID
+ *                      namespace) leaving the process group
  *   sandbox.c          the order they are applied in, and the report
  */
 #ifndef REBOUND_SANDBOX_H
@@ -31,10 +40,28 @@
 typedef struct sandbox_config {
     int mem_limit_mb; /* address space a child may add to what it inherits */
     bool allow_network;
-    const char *run_as; /* user to switch to when running as root */
-    long uid_base;      /* > 0: slot i's children run as uid and gid uid_base + i */
-    bool strict;        /* a feature that cannot be applied fails the child */
+    const char *run_as;      /* user to switch to when running as root */
+    long uid_base;           /* > 0: slot i's children run as uid and gid uid_base + i */
+    bool strict;             /* a feature that cannot be applied fails the child */
+    bool container;          /* the mother runs in a container (reported first) */
+    const char *code_root;   /* made read-only and kept visible */
+    const char *const *keep; /* more directories kept visible (the interpreter's) */
+    size_t nkeep;
+    long tmp_mb;     /* size of each of a child's /tmp, /var/tmp, /dev/shm */
+    long tmp_inodes; /* files and directories in each */
 } sandbox_config;
+
+/* The groups of sandbox_cgroup.c: one directory per pool in each
+ * hierarchy (v2: one), under which each zygote keeps
+ * SANDBOX_CGROUP_GROUPS groups, reused by its children in turn. */
+#define SANDBOX_CGROUP_GROUPS 6
+#define SANDBOX_CGROUP_TASKS 128 /* processes and threads of one job */
+typedef struct sandbox_cgroups {
+    bool ready;
+    bool v2;
+    int ndirs;
+    char pool_dir[3][512];
+} sandbox_cgroups;
 
 /* Prepared once in the mother, copied into every child by fork. */
 typedef struct sandbox_plan {
@@ -52,26 +79,43 @@ typedef struct sandbox_plan {
     char seccomp_error[512];
     cpu_set_t cpus; /* the mother's CPUs: every child gets them back */
     bool have_cpus;
+    bool pidns;  /* children are born in a PID namespace of their own */
+    int init_fd; /* rebound-init, opened before paths were hidden */
+    char pidns_error[512];
+    bool mountns; /* the mother's paths hidden; a tmpfs per child */
+    char mountns_error[512];
+    char tmp_keep[4096]; /* the code root, when under /tmp: bound back per child */
+    bool landlock;
+    char landlock_error[512];
+    sandbox_cgroups cgroups;
+    char cgroup_error[512];
+    int slot;         /* set in each zygote */
+    int cgroup_group; /* set by the zygote before each fork: the child's group */
 } sandbox_plan;
 
-/* Mother, once, before any fork: enter the network namespace, look up the
- * user, measure the address space. Never fails: what cannot be had is
- * recorded in the plan and reported by every child. */
+/* Mother, once, before any fork: enter the network namespace, hide host
+ * paths, look up the user, measure the address space. Never fails: what
+ * cannot be had is recorded in the plan and reported by every child. */
 void sandbox_prepare(const sandbox_config *cfg, sandbox_plan *plan);
 
 /* Zygote, before each fork: the child's private temporary directory,
  * owned by the user it will run as. Returns 0 or -1 with err. */
 int sandbox_make_tmpdir(const sandbox_plan *plan, const char *path, rb_err *err);
 
-/* Child, before it reads a job. Writes what was applied (and what is
- * missing) into report. Returns 0, or -1 with err when a feature failed
- * and plan->cfg.strict is set. */
-int sandbox_apply(const sandbox_plan *plan, char *report, size_t cap, rb_err *err);
+/* Child, before it reads a job. With a mount namespace, makes the job's
+ * directory jobdir in its private /tmp (else the zygote made it). Writes
+ * what was applied (and what is missing) into report. Returns 0, or -1 with
+ * err when a feature failed and plan->cfg.strict is set, or the job's
+ * directory could not be made. */
+int sandbox_apply(const sandbox_plan *plan, const char *jobdir, char *report, size_t cap,
+                  rb_err *err);
 
 /* The pieces, in the order sandbox_apply uses them. Each returns 0 or -1
  * with err saying which call failed and why. */
 int sandbox_net_enter(rb_err *err); /* mother */
 int sandbox_ipc_enter(rb_err *err);
+int sandbox_landlock_apply(rb_err *err);
+int sandbox_landlock_abi(void); /* 0 without Landlock */
 int sandbox_rlimits_apply(const sandbox_plan *plan, rb_err *err);
 int sandbox_user_switch(const sandbox_plan *plan, rb_err *err);
 /* Zygote (see sandbox_user.c): no supplementary groups of root's; file
@@ -82,7 +126,8 @@ void sandbox_user_fs(const sandbox_plan *plan, bool as_user);
 /* Zygote of slot, at its start: with a uid base, its children's uid and
  * gid are the slot's own (sandbox_user.c). */
 void sandbox_user_for_slot(sandbox_plan *plan, int slot);
-int sandbox_seccomp_build(bool deny_inet, sandbox_plan *plan, rb_err *err); /* mother */
+int sandbox_seccomp_build(bool deny_inet, bool deny_setsid, sandbox_plan *plan,
+                          rb_err *err); /* mother */
 int sandbox_seccomp_apply(const sandbox_plan *plan, rb_err *err);
 
 /* sandbox_spare.c: the mother records what a spare must be set back to;
@@ -91,6 +136,43 @@ int sandbox_seccomp_apply(const sandbox_plan *plan, rb_err *err);
  * them). Returns 0, or -1 with err: the child must not run the job. */
 void sandbox_spare_prepare(sandbox_plan *plan);
 int sandbox_spare_reset(const sandbox_plan *plan, rb_err *err);
+
+/* sandbox_pid.c. Mother: find rebound-init beside this program and try a
+ * namespace once (0, or -1 with err). Zygote: start (own namespace and
+ * pidfd, 0 or -1 with err) and end; per child, start an init (its pid, and
+ * its pidfd in *pidfd, owned by the caller; or -1 with err), enter its
+ * namespace for the fork, and leave it after. Child: whether its zygote
+ * still lives, and close what it inherited of this. */
+int sandbox_pid_prepare(sandbox_plan *plan, rb_err *err);
+int sandbox_pid_zygote_start(rb_err *err);
+void sandbox_pid_zygote_end(void);
+pid_t sandbox_pid_start_init(const sandbox_plan *plan, int *pidfd, rb_err *err);
+int sandbox_pid_enter(int init_pidfd, rb_err *err);
+void sandbox_pid_leave(void);
+bool sandbox_pid_zygote_alive(void);
+void sandbox_pid_child_close(void);
+
+/* sandbox_mount.c. Mother: a mount namespace with host paths hidden and
+ * the code root read-only. Child: its own tmpfs and /proc; then its job
+ * directory (and the directories above it) in it. 0, or -1 with err. */
+int sandbox_mount_prepare(sandbox_plan *plan, const char *code_root, const char *const *keep,
+                          size_t nkeep, rb_err *err);
+int sandbox_mount_enter(const sandbox_plan *plan, rb_err *err);
+int sandbox_mount_jobdir(const sandbox_plan *plan, const char *path, rb_err *err);
+
+/* sandbox_kfile.c: write text to a kernel control file in one write.
+ * 0, or -1 with errno. */
+int sandbox_write_kfile(const char *path, const char *text);
+
+/* sandbox_cgroup.c. Mother: the pool's directories (0, or -1 with err),
+ * the directories of pools whose mother died, and at the end the pool's
+ * own. Zygote: make and limit its groups (0, or -1 with err). Child: move
+ * itself into group idx of slot (0, or -1 with err). */
+int sandbox_cgroup_prepare(sandbox_plan *plan, rb_err *err);
+void sandbox_cgroup_sweep(const sandbox_plan *plan);
+void sandbox_cgroup_remove(const sandbox_plan *plan);
+int sandbox_cgroup_zygote(const sandbox_plan *plan, int slot, rb_err *err);
+int sandbox_cgroup_enter(const sandbox_plan *plan, int slot, int idx, rb_err *err);
 
 /* Lower RLIMIT_CPU once the job's wall limit is known. */
 void sandbox_limit_cpu(long long timeout_ms, long cpus);

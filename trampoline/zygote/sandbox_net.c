@@ -14,17 +14,6 @@
 
 #include "sandbox.h"
 
-static int write_file(const char *path, const char *text)
-{
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    ssize_t n = write(fd, text, strlen(text));
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return n == (ssize_t)strlen(text) ? 0 : -1;
-}
-
 int sandbox_net_enter(rb_err *err)
 {
     if (geteuid() == 0) {
@@ -39,12 +28,12 @@ int sandbox_net_enter(rb_err *err)
         return rb_err_set(err, "unshare(CLONE_NEWUSER|CLONE_NEWNET): %s", strerror(errno));
     char map[64];
     snprintf(map, sizeof map, "%u %u 1\n", (unsigned)uid, (unsigned)uid);
-    if (write_file("/proc/self/uid_map", map) != 0)
+    if (sandbox_write_kfile("/proc/self/uid_map", map) != 0)
         return rb_err_set(err, "/proc/self/uid_map: %s", strerror(errno));
-    if (write_file("/proc/self/setgroups", "deny") != 0 && errno != ENOENT)
+    if (sandbox_write_kfile("/proc/self/setgroups", "deny") != 0 && errno != ENOENT)
         return rb_err_set(err, "/proc/self/setgroups: %s", strerror(errno));
     snprintf(map, sizeof map, "%u %u 1\n", (unsigned)gid, (unsigned)gid);
-    if (write_file("/proc/self/gid_map", map) != 0)
+    if (sandbox_write_kfile("/proc/self/gid_map", map) != 0)
         return rb_err_set(err, "/proc/self/gid_map: %s", strerror(errno));
     return 0;
 }

@@ -9,6 +9,10 @@
 #define CHILD_FSIZE (256ull << 20) /* largest file a job may write */
 #define CHILD_NOFILE 256
 #define CHILD_NPROC 128 /* processes of the run-as user, all slots together */
+/* With a control group bounding each job's tasks (sandbox_cgroup.c), the
+ * per-user limit is only a backstop: jobs of slots sharing one user (with
+ * --uid-base 0) must not take each other's processes. */
+#define CHILD_NPROC_BACKSTOP 4096
 
 static int set_limit(int resource, const char *name, rlim_t value, rb_err *err)
 {
@@ -29,8 +33,8 @@ int sandbox_rlimits_apply(const sandbox_plan *plan, rb_err *err)
     if (set_limit(RLIMIT_CORE, "RLIMIT_CORE", 0, err) != 0) return -1;
     /* RLIMIT_NPROC counts every process of the real user: only meaningful
      * once the child runs as its own unprivileged user. */
-    if (plan->switch_user && set_limit(RLIMIT_NPROC, "RLIMIT_NPROC", CHILD_NPROC, err) != 0)
-        return -1;
+    rlim_t nproc = plan->cgroups.ready ? CHILD_NPROC_BACKSTOP : CHILD_NPROC;
+    if (plan->switch_user && set_limit(RLIMIT_NPROC, "RLIMIT_NPROC", nproc, err) != 0) return -1;
     return 0;
 }
 

@@ -49,15 +49,15 @@ static const char *const denied[] = {
     "swapon",
     "swapoff",
     "acct",
-    /* Staying in the process group lets the pool kill every process a job
-     * starts with one signal. */
-    "setsid",
-    "setpgid",
 };
+
+/* Without a PID namespace, staying in the process group lets the pool kill
+ * every process a job starts with one signal. */
+static const char *const group_leaving[] = {"setsid", "setpgid"};
 
 /* Build the filter with libseccomp and keep its BPF program: generating it
  * costs far more than installing it, and only installing happens per child. */
-int sandbox_seccomp_build(bool deny_inet, sandbox_plan *plan, rb_err *err)
+int sandbox_seccomp_build(bool deny_inet, bool deny_setsid, sandbox_plan *plan, rb_err *err)
 {
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
     if (!ctx) return rb_err_set(err, "seccomp_init failed");
@@ -68,6 +68,10 @@ int sandbox_seccomp_build(bool deny_inet, sandbox_plan *plan, rb_err *err)
         if (nr == __NR_SCMP_ERROR) continue; /* not on this architecture */
         what = denied[i];
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
+    }
+    for (size_t i = 0; deny_setsid && i < 2 && rc == 0; i++) {
+        what = group_leaving[i];
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), seccomp_syscall_resolve_name(what), 0);
     }
     /* clone3 passes its flags in memory, where a filter cannot look: it
      * answers ENOSYS, on which glibc falls back to clone, whose flags a

@@ -3,6 +3,7 @@
 #include <grp.h>
 #include <string.h>
 #include <sys/fsuid.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sandbox.h"
@@ -56,4 +57,13 @@ void sandbox_user_for_slot(sandbox_plan *plan, int slot)
     if (!plan->switch_user || plan->cfg.uid_base <= 0) return;
     plan->uid = (uid_t)(plan->cfg.uid_base + slot);
     plan->gid = (gid_t)(plan->cfg.uid_base + slot);
+}
+
+/* A job's directory, owned by the user it runs as. */
+int sandbox_make_tmpdir(const sandbox_plan *plan, const char *path, rb_err *err)
+{
+    if (mkdir(path, 0700) != 0) return rb_err_set(err, "mkdir %s: %s", path, strerror(errno));
+    if (plan->switch_user && chown(path, plan->uid, plan->gid) != 0)
+        return rb_err_set(err, "chown %s: %s", path, strerror(errno));
+    return 0;
 }

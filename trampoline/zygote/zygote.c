@@ -66,8 +66,51 @@ static int move_high(int fd, int base)
     return high;
 }
 
-static pid_t spawn_child(tr_state *st, int slot, int zctl, int sigfd, const char *tmpdir)
+/* A child of this zygote, its private directory, and the init of its PID
+ * namespace. */
+typedef struct zchild {
+    pid_t pid; /* 0: none */
+    char tmpdir[128];
+    pid_t init_pid; /* 0: none */
+    int init_pidfd;
+    int group; /* its control group (sandbox_cgroup.c), -1: none */
+} zchild;
+
+/* The init of a child's namespace, when the child has ended or never
+ * started: the kernel kills everything left in the namespace with it. It
+ * is reaped as any orphan is. */
+static void end_init(zchild *c)
 {
+    if (c->init_pid > 0) {
+        syscall(SYS_pidfd_send_signal, c->init_pidfd, SIGKILL, NULL, 0);
+        close(c->init_pidfd);
+    }
+    c->init_pid = 0;
+    c->init_pidfd = -1;
+}
+
+/* Fork, into a new PID namespace when the sandbox has them. */
+static pid_t fork_child(tr_state *st, zchild *c)
+{
+    if (!st->cfg.native || !st->plan.pidns) return fork();
+    rb_err err = {{0}};
+    c->init_pid = sandbox_pid_start_init(&st->plan, &c->init_pidfd, &err);
+    if (c->init_pid < 0 || sandbox_pid_enter(c->init_pidfd, &err) != 0) {
+        tr_log("%s", err.msg);
+        if (c->init_pid < 0) c->init_pid = 0;
+        end_init(c);
+        errno = EAGAIN;
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid != 0) sandbox_pid_leave();
+    if (pid < 0) end_init(c);
+    return pid;
+}
+
+static pid_t spawn_child(tr_state *st, int slot, int zctl, int sigfd, zchild *zc)
+{
+    const char *tmpdir = zc->tmpdir;
     int job[2], res[2], cap[2];
     if (pipe2(job, O_CLOEXEC) != 0) return -1;
     if (pipe2(res, O_CLOEXEC) != 0) {
@@ -84,8 +127,9 @@ static pid_t spawn_child(tr_state *st, int slot, int zctl, int sigfd, const char
     }
 
     if (st->fork_hooks) PyOS_BeforeFork();
-    pid_t pid = fork();
+    pid_t pid = fork_child(st, zc);
     if (pid == 0) {
+        if (zc->init_pid > 0) close(zc->init_pidfd);
         prctl(PR_SET_NAME, "rebound-child"); /* what ps and top show */
         if (st->fork_hooks) PyOS_AfterFork_Child();
         if (!rng_reseed(&st->rng)) runner_reseed();
@@ -161,6 +205,8 @@ static void compile_files(const tr_state *st, const msgpack_object *files)
 
 static int try_child_dir(tr_state *st, const char *path, rb_err *err)
 {
+    /* With a mount namespace, the child makes it in its own /tmp. */
+    if (st->cfg.native && st->plan.mountns) return 0;
     if (st->cfg.native) return sandbox_make_tmpdir(&st->plan, path, err);
     if (mkdir(path, 0700) != 0) return rb_err_set(err, "mkdir %s: %s", path, strerror(errno));
     return 0;
@@ -188,15 +234,24 @@ static int make_child_dir(tr_state *st, const char *path, rb_err *err)
     }
 }
 
-/* A child of this zygote and its private directory. */
-typedef struct zchild {
-    pid_t pid; /* 0: none */
-    char tmpdir[128];
-} zchild;
-
 /* Children that took a job and have not been reaped yet: the one running,
  * and one or two still ending. */
 #define MAX_CLAIMED 4
+
+/* The group for the next spare: the first after the last one given that
+ * no child of ours holds, so the group a child just left (whose last
+ * processes may still be exiting) is the last to be reused. */
+static int next_group(const zchild *spare, const zchild *claimed, int last)
+{
+    for (int k = 1; k <= SANDBOX_CGROUP_GROUPS; k++) {
+        int g = (last + k) % SANDBOX_CGROUP_GROUPS;
+        bool held = spare->pid > 0 && spare->group == g;
+        for (int i = 0; i < MAX_CLAIMED; i++)
+            held = held || (claimed[i].pid > 0 && claimed[i].group == g);
+        if (!held) return g;
+    }
+    return 0; /* cannot happen: more groups than children */
+}
 
 static int free_claim(const zchild *claimed)
 {
@@ -208,6 +263,7 @@ static int free_claim(const zchild *claimed)
 static void end_child(zchild *c)
 {
     if (c->pid > 0) kill_group(c->pid);
+    end_init(c);
     tmpdir_remove(c->tmpdir);
 }
 
@@ -223,7 +279,7 @@ static void take_messages(const tr_state *st, int zctl, zchild *spare, zchild *c
         if (ctl_parse(ctl_payload(buf), (size_t)n, &unp, &type) == 0 && type == CTL_TAKEN &&
             spare->pid > 0 && ctl_get_int(&unp.data, "pid", 0) == spare->pid) {
             claimed[free_claim(claimed)] = *spare;
-            spare->pid = 0;
+            *spare = (zchild){.init_pidfd = -1, .group = -1};
             /* Before the next spare is forked: it inherits them. */
             compile_files(st, rb_map_get(&unp.data, "files"));
         }
@@ -259,11 +315,24 @@ void zygote_run(tr_state *st, int slot, int zctl)
         tr_log("%s", gerr.msg);
         _exit(1);
     }
+    if (st->cfg.native && st->plan.pidns && sandbox_pid_zygote_start(&gerr) != 0) {
+        tr_log("%s", gerr.msg);
+        _exit(1);
+    }
+    st->plan.slot = slot;
+    if (st->cfg.native && st->plan.cgroups.ready &&
+        sandbox_cgroup_zygote(&st->plan, slot, &gerr) != 0) {
+        tr_log("%s", gerr.msg);
+        _exit(1);
+    }
 
     /* The spare child waits for a job; claimed ones have one (or are
      * ending). A new spare is forked as soon as the pool takes the last
      * one, so it gets ready while the job runs. */
-    zchild spare = {0}, claimed[MAX_CLAIMED] = {{0}};
+    zchild spare = {.init_pidfd = -1, .group = -1}, claimed[MAX_CLAIMED];
+    for (int i = 0; i < MAX_CLAIMED; i++)
+        claimed[i] = (zchild){.init_pidfd = -1, .group = -1};
+    int last_group = -1;
     unsigned long seq = 0;
     int failures = 0;
     /*
@@ -283,11 +352,14 @@ void zygote_run(tr_state *st, int slot, int zctl)
                 tr_log("slot %d: %s", slot, err.msg);
                 _exit(1);
             }
-            if (caches_seed_job(&st->caches, spare.tmpdir, st->cfg.native && st->plan.switch_user,
+            if (!(st->cfg.native && st->plan.mountns) &&
+                caches_seed_job(&st->caches, spare.tmpdir, st->cfg.native && st->plan.switch_user,
                                 st->plan.uid, st->plan.gid) != 0)
                 tr_log("slot %d: matplotlib's cache link in %s: %s", slot, spare.tmpdir,
                        strerror(errno)); /* the job builds its own */
-            spare.pid = spawn_child(st, slot, zctl, sigfd, spare.tmpdir);
+            spare.group = last_group = next_group(&spare, claimed, last_group);
+            st->plan.cgroup_group = spare.group;
+            spare.pid = spawn_child(st, slot, zctl, sigfd, &spare);
             if (spare.pid < 0) {
                 tr_log("slot %d: fork: %s", slot, strerror(errno));
                 tmpdir_remove(spare.tmpdir);
@@ -321,6 +393,7 @@ void zygote_run(tr_state *st, int slot, int zctl)
                 if (!c) continue; /* an orphan of a job */
                 /* Whatever the child left running goes with it. */
                 kill_group(pid);
+                end_init(c);
                 send_msg(zctl, CTL_EXIT, pid, status, NULL, 0);
                 tmpdir_remove(c->tmpdir);
                 c->pid = 0;

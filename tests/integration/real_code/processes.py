@@ -53,3 +53,59 @@ def home_is_writable():
         f.write("mine")
     with open(os.path.join(home, "note.txt")) as f:
         return [f.read(), home != "/root"]
+
+
+def new_session_child(text):
+    """subprocess with start_new_session=True, as servers start helpers."""
+    p = subprocess.run(["/bin/sh", "-c", 'echo "$0"; ps -o sid= -p $$ >/dev/null 2>&1; exit 0',
+                        text], capture_output=True, text=True, start_new_session=True,
+                       check=True)
+    return p.stdout.strip()
+
+
+def setsid_in_child():
+    """os.setsid() in a forked child: it leads a session of its own."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        os.setsid()
+        os.write(w, b"1" if os.getsid(0) == os.getpid() == os.getpgid(0) else b"0")
+        os._exit(0)
+    os.close(w)
+    got = os.read(r, 1)
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    return [got.decode(), os.waitstatus_to_exitcode(status)]
+
+
+def double_fork_daemon(text):
+    """The classic daemon: fork, setsid, fork again; the grandchild answers
+    through a pipe and lives on after the job's own process has gone on."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        os.setsid()
+        if os.fork() > 0:
+            os._exit(0)
+        os.write(w, text.upper().encode())
+        os.close(w)
+        # A daemon lets go of its output and stays; whatever runs it takes
+        # it down.
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        import time
+        time.sleep(2)
+        os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    got = b""
+    while True:
+        chunk = os.read(r, 64)
+        if not chunk:
+            break
+        got += chunk
+    os.close(r)
+    return got.decode()
