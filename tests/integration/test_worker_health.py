@@ -10,7 +10,7 @@ import time
 import unittest
 
 from worker_itest import (BIN_DIR, REDIS_URL, Client, Worker, call, delete_queues, job,
-                          run_tests, unique_queue, wait_until)
+                          redis_client, run_tests, unique_queue, wait_until)
 
 STATUS = os.path.join(BIN_DIR, "rebound-status")
 INTERVAL_MS = 300
@@ -25,8 +25,9 @@ def redis(*args):
 
 
 def hgetall(key):
-    lines = redis("HGETALL", key).splitlines()
-    return dict(zip(lines[0::2], lines[1::2]))
+    # Not through redis-cli's output: an empty value last in the reply (the
+    # hash's order is Redis's own) would be a trailing empty line, lost.
+    return redis_client().hgetall(key)
 
 
 def status_json(prefix):

@@ -257,10 +257,11 @@ static void test_infinite_loop_times_out(void **state)
     run("spin", "[]", 500, &res);
     assert_string_equal(harness_sget(&res.data, "status"), "timeout");
     assert_string_equal(harness_sget(&res.data, "error.type"), "Timeout");
-    /* Killed at the deadline, not long after: a generous bound for a loaded
-     * machine, to catch a deadline that is not enforced at all. */
+    /* Not before the deadline. (That it is enforced at all is the status:
+     * the job spins forever, and run() waits a bounded time for it. No upper
+     * bound here: on a loaded machine it would be a timing assertion.) */
     double ms = harness_get(&res.data, "ms")->via.f64;
-    assert_true(ms >= 500 && ms < 5000);
+    assert_true(ms >= 500);
     msgpack_unpacked_destroy(&res);
     assert_slot_works();
 }

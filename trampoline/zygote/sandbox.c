@@ -129,10 +129,10 @@ int sandbox_apply(const sandbox_plan *plan, const char *jobdir, char *report, si
     }
     if (plan->init_fd >= 0) close(plan->init_fd);
 
-    /* As root: moving into a group takes write access to it. */
+    /* Born in the slot's group (the zygote's). */
     if (!plan->cgroups.ready) {
         add(missing, sizeof missing, plan->cgroup_error);
-    } else if (sandbox_cgroup_enter(plan, plan->slot, plan->cgroup_group, &step) == 0) {
+    } else if (sandbox_cgroup_child(&step) == 0) {
         add(report, cap, "cgroup");
     } else {
         add(missing, sizeof missing, step.msg);

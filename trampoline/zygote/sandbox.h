@@ -15,8 +15,8 @@
  *                      in the mother); a private bounded tmpfs at /tmp,
  *                      /var/tmp and /dev/shm and a /proc of its own per child
  *   sandbox_rlimits.c  address space, CPU, file size, open files, core, procs
- *   sandbox_cgroup.c   memory and tasks of the whole job, a fair CPU share:
- *                      a control group per child (v2, or v1's hierarchies)
+ *   sandbox_cgroup.c   memory and tasks of the whole job: a control group
+ *                      per slot, the zygote's (v2, or v1's hierarchies)
  *   sandbox_user.c     switch to the unprivileged --run-as user when root
  *   sandbox_spare.c    a spare's limits and scheduling set back as it takes
  *                      a job (the job before it ran as the same user)
@@ -52,10 +52,9 @@ typedef struct sandbox_config {
 } sandbox_config;
 
 /* The groups of sandbox_cgroup.c: one directory per pool in each
- * hierarchy (v2: one), under which each zygote keeps
- * SANDBOX_CGROUP_GROUPS groups, reused by its children in turn. */
-#define SANDBOX_CGROUP_GROUPS 6
-#define SANDBOX_CGROUP_TASKS 128 /* processes and threads of one job */
+ * hierarchy (v2: one), under which each zygote has its slot's group. */
+#define SANDBOX_CGROUP_TASKS 128        /* processes and threads of one slot */
+#define SANDBOX_CGROUP_SLOT_EXTRA_MB 64 /* the zygote and its spare, on top of the job's */
 typedef struct sandbox_cgroups {
     bool ready;
     bool v2;
@@ -89,8 +88,6 @@ typedef struct sandbox_plan {
     char landlock_error[512];
     sandbox_cgroups cgroups;
     char cgroup_error[512];
-    int slot;         /* set in each zygote */
-    int cgroup_group; /* set by the zygote before each fork: the child's group */
 } sandbox_plan;
 
 /* Mother, once, before any fork: enter the network namespace, hide host
@@ -166,13 +163,13 @@ int sandbox_write_kfile(const char *path, const char *text);
 
 /* sandbox_cgroup.c. Mother: the pool's directories (0, or -1 with err),
  * the directories of pools whose mother died, and at the end the pool's
- * own. Zygote: make and limit its groups (0, or -1 with err). Child: move
- * itself into group idx of slot (0, or -1 with err). */
+ * own. Zygote: make and limit its slot's group and move into it (0, or -1
+ * with err). Child: be the OOM killer's first choice (0, or -1 with err). */
 int sandbox_cgroup_prepare(sandbox_plan *plan, rb_err *err);
 void sandbox_cgroup_sweep(const sandbox_plan *plan);
 void sandbox_cgroup_remove(const sandbox_plan *plan);
 int sandbox_cgroup_zygote(const sandbox_plan *plan, int slot, rb_err *err);
-int sandbox_cgroup_enter(const sandbox_plan *plan, int slot, int idx, rb_err *err);
+int sandbox_cgroup_child(rb_err *err);
 
 /* Lower RLIMIT_CPU once the job's wall limit is known. */
 void sandbox_limit_cpu(long long timeout_ms, long cpus);

@@ -1,23 +1,31 @@
 /*
- * sandbox_cgroup.c - bounds for a whole job: memory, processes, a fair CPU
- * share.
+ * sandbox_cgroup.c - bounds for a whole job: memory and processes.
  *
  * Limits per process (sandbox_rlimits.c) do not bound a job: four
  * processes of 1 GiB each are 4 GiB, tmpfs and shared memory are nobody's
  * address space, and a fork bomb's limit per user was every job's of that
  * user. A control group per job counts all of it: memory (what the job's
- * processes, its tmpfs and its shared memory make it use), the number of
- * tasks, and CPU time, weighted equally between jobs.
+ * processes, its tmpfs and its shared memory make it use) and the number of
+ * tasks.
  *
  * cgroup v2 where the host delegates the controllers (memory.max,
- * pids.max, cpu.weight); otherwise v1's memory, pids and cpu hierarchies
- * (memory.limit_in_bytes, pids.max, cpu.shares), which is what these
- * machines have. The mother makes one directory per pool under her own
- * group; each zygote makes a fixed set of groups, one per child it can have
- * at once, and reuses them: a child moves itself into its group before it
- * drops root, and the group is free again when the child and its PID
- * namespace have been reaped (nothing of the job is left in it then). No
- * group is made or removed per job.
+ * pids.max); otherwise v1's memory and pids hierarchies
+ * (memory.limit_in_bytes, pids.max), which is what these machines have. The mother makes one
+ * directory per pool under her own group, and each zygote a group for its slot, which it moves
+ * itself into once, as isolate has a group per box: its children are born in it. A slot runs one
+ * job at a time, so the group bounds the job, with the zygote, its spare and the inits (a few pages
+ * each: their memory was charged to the mother when she touched it first) as small extras.
+ *
+ * Why not a group per child: moving a process between groups takes the
+ * kernel's cgroup threadgroup lock for writing, which waits for an RCU
+ * grace period. Measured in the pool benchmark, a move per child cost
+ * 0.3-0.5 ms of CPU per job and a quarter of the throughput; a move per
+ * zygote costs nothing per job.
+ *
+ * A child makes itself the first process the kernel's out-of-memory killer
+ * chooses (oom_score_adj 1000: anyone may raise their own), so a job over
+ * its group's limit is what is killed, never its zygote; on a host out of
+ * memory, jobs go before anything else too.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -34,7 +42,11 @@
 #define V1_ROOT "/sys/fs/cgroup"
 #define POOL_PREFIX "rebound-"
 
-static const char *const v1_controllers[] = {"memory", "pids", "cpu"};
+/* Not "cpu": a job's group with its own CPU weight cost 0.3 ms of CPU per
+ * job and an eighth of the throughput in the pool benchmark (group
+ * scheduling), and put the zygote's nice-19 work on equal terms with the
+ * other slot's job. */
+static const char *const v1_controllers[] = {"memory", "pids"};
 #define NCTL (sizeof v1_controllers / sizeof v1_controllers[0])
 
 static int write_text(const char *dir, const char *file, const char *text)
@@ -121,60 +133,53 @@ int sandbox_cgroup_prepare(sandbox_plan *plan, rb_err *err)
     for (int i = 0; i < cg->ndirs; i++)
         if (mkdir(cg->pool_dir[i], 0755) != 0 && errno != EEXIST)
             return rb_err_set(err, "cgroup: mkdir %s: %s", cg->pool_dir[i], strerror(errno));
-    if (cg->v2 &&
-        write_text(cg->pool_dir[0], "cgroup.subtree_control", "+memory +pids +cpu") != 0 &&
-        write_text(cg->pool_dir[0], "cgroup.subtree_control", "+memory +pids") != 0)
+    if (cg->v2 && write_text(cg->pool_dir[0], "cgroup.subtree_control", "+memory +pids") != 0)
         return rb_err_set(err, "cgroup: enable controllers in %s: %s", cg->pool_dir[0],
                           strerror(errno));
     cg->ready = true;
     return 0;
 }
 
-/* The directory of group idx of slot in hierarchy d. */
-static void group_dir(const sandbox_cgroups *cg, int d, int slot, int idx, char *out, size_t cap)
+/* The directory of slot's group in hierarchy d. */
+static void group_dir(const sandbox_cgroups *cg, int d, int slot, char *out, size_t cap)
 {
-    snprintf(out, cap, "%s/slot%d-%d", cg->pool_dir[d], slot, idx);
+    snprintf(out, cap, "%s/slot%d", cg->pool_dir[d], slot);
 }
 
 int sandbox_cgroup_zygote(const sandbox_plan *plan, int slot, rb_err *err)
 {
     const sandbox_cgroups *cg = &plan->cgroups;
     char limit[32], pids[32];
-    snprintf(limit, sizeof limit, "%lld", (long long)plan->cfg.mem_limit_mb << 20);
+    long long mb = (long long)plan->cfg.mem_limit_mb + SANDBOX_CGROUP_SLOT_EXTRA_MB;
+    snprintf(limit, sizeof limit, "%lld", mb << 20);
     snprintf(pids, sizeof pids, "%d", SANDBOX_CGROUP_TASKS);
-    for (int idx = 0; idx < SANDBOX_CGROUP_GROUPS; idx++) {
-        for (int d = 0; d < cg->ndirs; d++) {
-            char dir[PATH_MAX];
-            group_dir(cg, d, slot, idx, dir, sizeof dir);
-            if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-                return rb_err_set(err, "cgroup: mkdir %s: %s", dir, strerror(errno));
-            const char *ctl = cg->v2 ? "" : v1_controllers[d];
-            int rc = 0;
-            const char *what = "";
-            if (cg->v2) {
-                if (plan->cfg.mem_limit_mb > 0) rc = write_text(dir, what = "memory.max", limit);
-                if (rc == 0) rc = write_text(dir, what = "pids.max", pids);
-                if (rc == 0) write_text(dir, "memory.swap.max", "0"); /* where swap exists */
-            } else if (strcmp(ctl, "memory") == 0 && plan->cfg.mem_limit_mb > 0) {
-                rc = write_text(dir, what = "memory.limit_in_bytes", limit);
-            } else if (strcmp(ctl, "pids") == 0) {
-                rc = write_text(dir, what = "pids.max", pids);
-            }
-            if (rc != 0) return rb_err_set(err, "cgroup: %s/%s: %s", dir, what, strerror(errno));
+    for (int d = 0; d < cg->ndirs; d++) {
+        char dir[PATH_MAX];
+        group_dir(cg, d, slot, dir, sizeof dir);
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+            return rb_err_set(err, "cgroup: mkdir %s: %s", dir, strerror(errno));
+        const char *ctl = cg->v2 ? "" : v1_controllers[d];
+        int rc = 0;
+        const char *what = "";
+        if (cg->v2) {
+            if (plan->cfg.mem_limit_mb > 0) rc = write_text(dir, what = "memory.max", limit);
+            if (rc == 0) rc = write_text(dir, what = "pids.max", pids);
+            if (rc == 0) write_text(dir, "memory.swap.max", "0"); /* where swap exists */
+        } else if (strcmp(ctl, "memory") == 0 && plan->cfg.mem_limit_mb > 0) {
+            rc = write_text(dir, what = "memory.limit_in_bytes", limit);
+        } else if (strcmp(ctl, "pids") == 0) {
+            rc = write_text(dir, what = "pids.max", pids);
         }
+        if (rc == 0) rc = write_text(dir, what = "cgroup.procs", "0");
+        if (rc != 0) return rb_err_set(err, "cgroup: %s/%s: %s", dir, what, strerror(errno));
     }
     return 0;
 }
 
-int sandbox_cgroup_enter(const sandbox_plan *plan, int slot, int idx, rb_err *err)
+int sandbox_cgroup_child(rb_err *err)
 {
-    const sandbox_cgroups *cg = &plan->cgroups;
-    for (int d = 0; d < cg->ndirs; d++) {
-        char dir[PATH_MAX];
-        group_dir(cg, d, slot, idx, dir, sizeof dir);
-        if (write_text(dir, "cgroup.procs", "0") != 0)
-            return rb_err_set(err, "cgroup: enter %s: %s", dir, strerror(errno));
-    }
+    if (sandbox_write_kfile("/proc/self/oom_score_adj", "1000") != 0)
+        return rb_err_set(err, "cgroup: oom_score_adj: %s", strerror(errno));
     return 0;
 }
 

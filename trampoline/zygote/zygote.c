@@ -73,7 +73,6 @@ typedef struct zchild {
     char tmpdir[128];
     pid_t init_pid; /* 0: none */
     int init_pidfd;
-    int group; /* its control group (sandbox_cgroup.c), -1: none */
 } zchild;
 
 /* The init of a child's namespace, when the child has ended or never
@@ -238,21 +237,6 @@ static int make_child_dir(tr_state *st, const char *path, rb_err *err)
  * and one or two still ending. */
 #define MAX_CLAIMED 4
 
-/* The group for the next spare: the first after the last one given that
- * no child of ours holds, so the group a child just left (whose last
- * processes may still be exiting) is the last to be reused. */
-static int next_group(const zchild *spare, const zchild *claimed, int last)
-{
-    for (int k = 1; k <= SANDBOX_CGROUP_GROUPS; k++) {
-        int g = (last + k) % SANDBOX_CGROUP_GROUPS;
-        bool held = spare->pid > 0 && spare->group == g;
-        for (int i = 0; i < MAX_CLAIMED; i++)
-            held = held || (claimed[i].pid > 0 && claimed[i].group == g);
-        if (!held) return g;
-    }
-    return 0; /* cannot happen: more groups than children */
-}
-
 static int free_claim(const zchild *claimed)
 {
     for (int i = 0; i < MAX_CLAIMED; i++)
@@ -279,7 +263,7 @@ static void take_messages(const tr_state *st, int zctl, zchild *spare, zchild *c
         if (ctl_parse(ctl_payload(buf), (size_t)n, &unp, &type) == 0 && type == CTL_TAKEN &&
             spare->pid > 0 && ctl_get_int(&unp.data, "pid", 0) == spare->pid) {
             claimed[free_claim(claimed)] = *spare;
-            *spare = (zchild){.init_pidfd = -1, .group = -1};
+            *spare = (zchild){.init_pidfd = -1};
             /* Before the next spare is forked: it inherits them. */
             compile_files(st, rb_map_get(&unp.data, "files"));
         }
@@ -319,7 +303,6 @@ void zygote_run(tr_state *st, int slot, int zctl)
         tr_log("%s", gerr.msg);
         _exit(1);
     }
-    st->plan.slot = slot;
     if (st->cfg.native && st->plan.cgroups.ready &&
         sandbox_cgroup_zygote(&st->plan, slot, &gerr) != 0) {
         tr_log("%s", gerr.msg);
@@ -329,10 +312,9 @@ void zygote_run(tr_state *st, int slot, int zctl)
     /* The spare child waits for a job; claimed ones have one (or are
      * ending). A new spare is forked as soon as the pool takes the last
      * one, so it gets ready while the job runs. */
-    zchild spare = {.init_pidfd = -1, .group = -1}, claimed[MAX_CLAIMED];
+    zchild spare = {.init_pidfd = -1}, claimed[MAX_CLAIMED];
     for (int i = 0; i < MAX_CLAIMED; i++)
-        claimed[i] = (zchild){.init_pidfd = -1, .group = -1};
-    int last_group = -1;
+        claimed[i] = (zchild){.init_pidfd = -1};
     unsigned long seq = 0;
     int failures = 0;
     /*
@@ -357,8 +339,6 @@ void zygote_run(tr_state *st, int slot, int zctl)
                                 st->plan.uid, st->plan.gid) != 0)
                 tr_log("slot %d: matplotlib's cache link in %s: %s", slot, spare.tmpdir,
                        strerror(errno)); /* the job builds its own */
-            spare.group = last_group = next_group(&spare, claimed, last_group);
-            st->plan.cgroup_group = spare.group;
             spare.pid = spawn_child(st, slot, zctl, sigfd, &spare);
             if (spare.pid < 0) {
                 tr_log("slot %d: fork: %s", slot, strerror(errno));
