@@ -60,13 +60,15 @@ static rb_amqp_event_type deliver(rb_amqp *a, rb_amqp_event *ev)
     return RB_EV_DELIVERY;
 }
 
-/* The x-delivery-count header a quorum queue sets on a redelivery, or -1. */
-static int64_t delivery_count(const amqp_basic_properties_t *p)
+/* An integer header (x-delivery-count, which a quorum queue sets on a
+ * redelivery; x-rebound-deliveries, which admit.c sets), or -1. */
+static int64_t int_header(const amqp_basic_properties_t *p, const char *name)
 {
     if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG)) return -1;
+    size_t n = strlen(name);
     for (int i = 0; i < p->headers.num_entries; i++) {
         const amqp_table_entry_t *e = &p->headers.entries[i];
-        if (e->key.len != 16 || memcmp(e->key.bytes, "x-delivery-count", 16) != 0) continue;
+        if (e->key.len != n || memcmp(e->key.bytes, name, n) != 0) continue;
         switch (e->value.kind) {
         case AMQP_FIELD_KIND_I8:
             return e->value.value.i8;
@@ -106,7 +108,8 @@ static rb_amqp_event_type on_header(rb_amqp *a, const amqp_frame_t *f, rb_amqp_e
         nomem |= !(d->correlation_id = dup_bytes(p->correlation_id));
         d->correlation_id_len = p->correlation_id.len;
     }
-    d->delivery_count = delivery_count(p);
+    d->delivery_count = int_header(p, "x-delivery-count");
+    d->earlier_deliveries = int_header(p, RB_AMQP_DELIVERIES_HEADER);
     uint64_t size = f->payload.properties.body_size;
     d->len = (size_t)size;
     d->oversize = size > a->max_body;
@@ -175,7 +178,6 @@ static rb_amqp_event_type on_method(rb_amqp *a, const amqp_frame_t *f, rb_amqp_e
     }
     case AMQP_BASIC_CANCEL_OK_METHOD:
         ev->type = RB_EV_CANCEL_OK;
-        a->consumer_tag[0] = '\0';
         return RB_EV_CANCEL_OK;
     case AMQP_BASIC_CANCEL_METHOD:
         /* consumer_cancel_notify: the queue was deleted (or its leader
@@ -186,6 +188,16 @@ static rb_amqp_event_type on_method(rb_amqp *a, const amqp_frame_t *f, rb_amqp_e
         return lost(ev, true, "channel closed by the broker: %u %.*s", c->reply_code,
                     (int)c->reply_text.len, (const char *)c->reply_text.bytes);
     }
+    case AMQP_CONNECTION_BLOCKED_METHOD: {
+        const amqp_connection_blocked_t *b = m->decoded;
+        ev->type = RB_EV_BLOCKED;
+        snprintf(ev->reason, sizeof ev->reason, "%.*s", (int)b->reason.len,
+                 (const char *)b->reason.bytes);
+        return RB_EV_BLOCKED;
+    }
+    case AMQP_CONNECTION_UNBLOCKED_METHOD:
+        ev->type = RB_EV_UNBLOCKED;
+        return RB_EV_UNBLOCKED;
     case AMQP_CONNECTION_CLOSE_METHOD: {
         const amqp_connection_close_t *c = m->decoded;
         amqp_connection_close_ok_t ok = {0};

@@ -2,6 +2,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <linux/sockios.h>
 #include <unistd.h>
 
 #include <amqp_ssl_socket.h>
@@ -48,6 +51,12 @@ static int open_socket(rb_amqp *a, const rb_amqp_params *p, rb_err *err)
     amqp_set_handshake_timeout(a->conn, &tv);
     amqp_set_rpc_timeout(a->conn, &tv);
     a->fd = amqp_get_sockfd(a->conn);
+    /* Room for results of a usual size, so that a publish fits whole in the
+     * buffer (rb_amqp_write_room); the kernel caps what it grants. */
+    int want = 4 << 20;
+    setsockopt(a->fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
+    socklen_t l = sizeof a->sndbuf;
+    if (getsockopt(a->fd, SOL_SOCKET, SO_SNDBUF, &a->sndbuf, &l) != 0) a->sndbuf = 0;
     return 0;
 }
 
@@ -55,14 +64,19 @@ static int login(rb_amqp *a, const rb_amqp_params *p, rb_err *err)
 {
     /* consumer_cancel_notify: the broker tells us (basic.cancel) when our
      * queue is deleted, instead of leaving us waiting forever. */
-    amqp_table_entry_t caps[1];
+    /* connection.blocked: the broker says when a resource alarm blocks our
+     * publishes (and when it lifts), so results wait instead of a write. */
+    amqp_table_entry_t caps[2];
     caps[0].key = amqp_cstring_bytes("consumer_cancel_notify");
     caps[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
     caps[0].value.value.boolean = 1;
+    caps[1].key = amqp_cstring_bytes("connection.blocked");
+    caps[1].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    caps[1].value.value.boolean = 1;
     amqp_table_entry_t props[4];
     props[0].key = amqp_cstring_bytes("capabilities");
     props[0].value.kind = AMQP_FIELD_KIND_TABLE;
-    props[0].value.value.table.num_entries = 1;
+    props[0].value.value.table.num_entries = 2;
     props[0].value.value.table.entries = caps;
     props[1].key = amqp_cstring_bytes("product");
     props[1].value.kind = AMQP_FIELD_KIND_UTF8;
@@ -205,29 +219,63 @@ static int sent(int rc, const char *what, rb_err *err)
     return rb_err_set(err, "%s: %s", what, amqp_error_string2(rc));
 }
 
-int rb_amqp_publish(rb_amqp *a, const char *rk, const char *correlation_id, size_t cid_len,
-                    const void *body, size_t len, bool persistent, bool mandatory, uint64_t *seq,
-                    rb_err *err)
+int rb_amqp_publish(rb_amqp *a, const rb_amqp_pub *pub, uint64_t *seq, rb_err *err)
 {
     amqp_basic_properties_t props;
     memset(&props, 0, sizeof props);
     props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
     props.content_type = amqp_cstring_bytes("application/msgpack");
-    props.delivery_mode = persistent ? 2 : 1;
-    if (correlation_id) {
+    props.delivery_mode = pub->persistent ? 2 : 1;
+    if (pub->correlation_id) {
         props._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
-        props.correlation_id.bytes = (void *)correlation_id;
-        props.correlation_id.len = cid_len;
+        props.correlation_id.bytes = (void *)pub->correlation_id;
+        props.correlation_id.len = pub->correlation_id_len;
     }
-    amqp_bytes_t b = {len, (void *)body};
+    if (pub->reply_to) {
+        props._flags |= AMQP_BASIC_REPLY_TO_FLAG;
+        props.reply_to = amqp_cstring_bytes(pub->reply_to);
+    }
+    amqp_table_entry_t header;
+    if (pub->deliveries > 0) {
+        header.key = amqp_cstring_bytes(RB_AMQP_DELIVERIES_HEADER);
+        header.value.kind = AMQP_FIELD_KIND_I64;
+        header.value.value.i64 = pub->deliveries;
+        props._flags |= AMQP_BASIC_HEADERS_FLAG;
+        props.headers.num_entries = 1;
+        props.headers.entries = &header;
+    }
+    amqp_bytes_t b = {pub->len, (void *)pub->body};
     int rc =
         /* mandatory: a result with no queue to go to comes back (basic.return)
          * instead of vanishing; the confirm follows it either way. */
-        amqp_basic_publish(a->conn, 1, amqp_empty_bytes, amqp_cstring_bytes(rk), mandatory, 0,
-                           &props, b);
+        amqp_basic_publish(a->conn, 1, amqp_empty_bytes, amqp_cstring_bytes(pub->routing_key),
+                           pub->mandatory, 0, &props, b);
     if (sent(rc, "basic.publish", err) < 0) return -1;
     *seq = a->next_seq++;
     return 0;
+}
+
+bool rb_amqp_write_room(const rb_amqp *a, size_t len)
+{
+    int queued = 0;
+    if (ioctl(a->fd, SIOCOUTQ, &queued) != 0 || queued <= 0) return true;
+    /* The kernel reports twice what it counts as payload room. */
+    long room = (long)a->sndbuf / 2 - queued;
+    return room > 0 && (size_t)room >= len + 1024; /* + the frames' headers */
+}
+
+int rb_amqp_resume(rb_amqp *a, const char *queue, rb_err *err)
+{
+    if (a->consumer_tag[0]) return 0; /* consuming already */
+    snprintf(a->consumer_tag, sizeof a->consumer_tag, "rebound.resumed.%llu",
+             (unsigned long long)++a->resumes);
+    amqp_basic_consume_t req;
+    memset(&req, 0, sizeof req);
+    req.queue = amqp_cstring_bytes(queue);
+    req.consumer_tag = amqp_cstring_bytes(a->consumer_tag);
+    req.arguments = amqp_empty_table;
+    return sent(amqp_send_method(a->conn, 1, AMQP_BASIC_CONSUME_METHOD, &req), "basic.consume",
+                err);
 }
 
 int rb_amqp_ack(rb_amqp *a, uint64_t tag, rb_err *err)
@@ -246,5 +294,10 @@ int rb_amqp_cancel(rb_amqp *a, rb_err *err)
     amqp_basic_cancel_t req;
     req.consumer_tag = amqp_cstring_bytes(a->consumer_tag);
     req.nowait = 0;
-    return sent(amqp_send_method(a->conn, 1, AMQP_BASIC_CANCEL_METHOD, &req), "basic.cancel", err);
+    int rc =
+        sent(amqp_send_method(a->conn, 1, AMQP_BASIC_CANCEL_METHOD, &req), "basic.cancel", err);
+    /* Not consuming from here on, as far as our side goes: a resume may
+     * follow before the cancel-ok arrives (which then changes nothing). */
+    a->consumer_tag[0] = '\0';
+    return rc;
 }

@@ -51,11 +51,13 @@ typedef struct rb_amqp_delivery {
     char *reply_to;     /* NULL when absent or empty */
     char *correlation_id;
     size_t correlation_id_len;
-    void *body;             /* NULL when oversize (or empty) */
-    size_t len;             /* the body size the broker announced */
-    bool oversize;          /* len > max_body: the bytes were read and dropped */
-    int64_t delivery_count; /* x-delivery-count (quorum queues: earlier deliveries returned);
-                               -1 when absent */
+    void *body;                 /* NULL when oversize (or empty) */
+    size_t len;                 /* the body size the broker announced */
+    bool oversize;              /* len > max_body: the bytes were read and dropped */
+    int64_t delivery_count;     /* x-delivery-count (quorum queues: earlier deliveries returned);
+                                   -1 when absent */
+    int64_t earlier_deliveries; /* RB_AMQP_DELIVERIES_HEADER: deliveries of the job before
+                                   it was published again (admit.c); -1 when absent */
 } rb_amqp_delivery;
 
 void rb_amqp_delivery_free(rb_amqp_delivery *d);
@@ -69,6 +71,8 @@ typedef enum rb_amqp_event_type {
     RB_EV_RETURNED,  /* a mandatory publish had no queue: ev->delivery's reply_to is its
                         routing key, correlation_id its own (no body); its confirm follows */
     RB_EV_LOST,      /* connection, channel or consumer gone: ev->reason */
+    RB_EV_BLOCKED,   /* the broker blocks publishing (a resource alarm): ev->reason */
+    RB_EV_UNBLOCKED, /* and no longer */
 } rb_amqp_event_type;
 
 typedef struct rb_amqp_event {
@@ -106,9 +110,33 @@ rb_amqp_event_type rb_amqp_next(rb_amqp *a, rb_amqp_event *ev);
  * application/msgpack. *seq receives the publisher-confirm sequence number.
  * Returns 0, or -1 with err set when the connection failed.
  */
-int rb_amqp_publish(rb_amqp *a, const char *rk, const char *correlation_id, size_t cid_len,
-                    const void *body, size_t len, bool persistent, bool mandatory, uint64_t *seq,
-                    rb_err *err);
+/* What a publish carries. reply_to and deliveries (> 0: the header
+ * RB_AMQP_DELIVERIES_HEADER) are for a job published again; a result has
+ * neither. */
+#define RB_AMQP_DELIVERIES_HEADER "x-rebound-deliveries"
+typedef struct rb_amqp_pub {
+    const char *routing_key;
+    const char *correlation_id; /* NULL: none */
+    size_t correlation_id_len;
+    const char *reply_to; /* NULL: none */
+    int64_t deliveries;
+    const void *body;
+    size_t len;
+    bool persistent; /* delivery_mode 2 */
+    bool mandatory;  /* returned (basic.return) when no queue takes it */
+} rb_amqp_pub;
+
+int rb_amqp_publish(rb_amqp *a, const rb_amqp_pub *pub, uint64_t *seq, rb_err *err);
+
+/* Whether a publish of len body bytes fits in the socket's send buffer
+ * now (or the buffer is empty: a larger one is written all the same).
+ * Writing only then keeps the consumer out of a blocking write while the
+ * broker is not reading (flow control). */
+bool rb_amqp_write_room(const rb_amqp *a, size_t len);
+
+/* basic.consume on queue again after rb_amqp_cancel, without waiting for
+ * its answer (the read loop skips it). 0 or -1 with err set. */
+int rb_amqp_resume(rb_amqp *a, const char *queue, rb_err *err);
 
 /* basic.ack / basic.reject (requeue as given). 0 or -1 with err set. */
 int rb_amqp_ack(rb_amqp *a, uint64_t tag, rb_err *err);
@@ -131,8 +159,10 @@ struct rb_amqp {
     amqp_connection_state_t conn;
     int fd;
     int heartbeat_s;
-    uint64_t next_seq; /* of the next publish, from 1 after confirm.select */
-    char consumer_tag[256];
+    uint64_t next_seq;      /* of the next publish, from 1 after confirm.select */
+    char consumer_tag[256]; /* "" while not consuming (cancelled, or publish only) */
+    uint64_t resumes;       /* consumers started again (rb_amqp_resume) */
+    int sndbuf;             /* SO_SNDBUF, as the kernel reports it */
     size_t max_body;
     rb_amqp_rd_state rd_state; /* of the delivery being assembled */
     bool rd_discard;           /* content to read and drop */

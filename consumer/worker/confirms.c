@@ -38,6 +38,7 @@ void rb_outmsg_free(rb_outmsg *m)
     free(m->routing_key);
     free(m->correlation_id);
     free(m->job_id);
+    free(m->reply_to);
     free(m->body);
     free(m);
 }

@@ -57,6 +57,8 @@ typedef struct rb_outmsg {
     int nacks;             /* times the broker refused it */
     bool returned;         /* the broker returned it: no queue by that name */
     char *job_id;          /* for log lines; owned, may be NULL */
+    char *reply_to;        /* a job published again (admit.c): its reply_to; owned */
+    int64_t deliveries;    /* and its earlier deliveries */
     rb_backoff retry;      /* the wait after the next refusal */
     int64_t retry_at_ms;   /* while in the retry list */
 } rb_outmsg;

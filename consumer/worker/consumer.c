@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "consumer_internal.h"
+#include "watchdog.h"
 #include "rebound_base.h"
 #include "worker_log.h"
 
@@ -64,6 +65,9 @@ void rb_consumer_lost(rb_consumer *c, const char *reason, bool graceful)
     /* Unconfirmed results may or may not have reached the broker: publish
      * them again on the next connection. */
     rb_outbox_requeue_pending(&c->outbox);
+    rb_admit_connection_lost(c);
+    c->blocked = false; /* a new connection is told again */
+    c->wait_writable = false;
     char why[400];
     snprintf(why, sizeof why, "connection lost: %s", reason);
     int64_t now = rb_mono_ms();
@@ -197,6 +201,19 @@ static void read_amqp(rb_consumer *c, bool *more)
             rb_jobs_on_returned(c, &ev.delivery);
             rb_amqp_delivery_free(&ev.delivery);
             break;
+        case RB_EV_BLOCKED:
+            if (!c->blocked)
+                rb_warn("the broker blocks publishing (%s): results wait until it unblocks",
+                        ev.reason[0] ? ev.reason : "no reason given");
+            c->blocked = true;
+            if (c->hb) rb_heartbeat_beat_now(c->hb);
+            break;
+        case RB_EV_UNBLOCKED:
+            if (c->blocked)
+                rb_info("the broker unblocked publishing: %zu results to publish", c->outbox.nheld);
+            c->blocked = false;
+            if (c->hb) rb_heartbeat_beat_now(c->hb);
+            break;
         case RB_EV_CANCEL_OK:
             rb_info("consumer cancelled; no new jobs");
             break;
@@ -219,6 +236,7 @@ static int run_loop(rb_consumer *c)
     }
     bool more = false;
     while (!c->cold) {
+        rb_watchdog_beat(); /* to the supervisor: this loop turns */
         int64_t now = rb_mono_ms();
         if (!c->amqp && now >= c->next_connect_ms) try_connect(c);
         int64_t retry_at = rb_outbox_release_due(&c->outbox, now);
@@ -233,7 +251,9 @@ static int run_loop(rb_consumer *c)
         int n = 0;
         fds[n++] = (struct pollfd){.fd = c->sig.rd, .events = POLLIN};
         int hb_i = -1;
-        if (c->amqp) fds[n++] = (struct pollfd){.fd = rb_amqp_fd(c->amqp), .events = POLLIN};
+        if (c->amqp)
+            fds[n++] = (struct pollfd){.fd = rb_amqp_fd(c->amqp),
+                                       .events = POLLIN | (c->wait_writable ? POLLOUT : 0)};
         if (c->hb && rb_heartbeat_pollfd(c->hb, &fds[n])) hb_i = n++;
         int pool_i = n;
         int npool = rb_pool_pollfds(c->pool, fds + n, (int)cap - n);

@@ -9,6 +9,7 @@
 const char *rb_consumer_state(const rb_consumer *c)
 {
     if (c->draining) return "draining";
+    if (c->amqp && c->blocked) return "blocked";
     if (c->amqp) return "ready";
     return c->ever_connected ? "reconnecting" : "starting";
 }

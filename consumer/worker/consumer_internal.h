@@ -26,6 +26,12 @@ typedef struct rb_inflight {
     size_t correlation_id_len;
     char *job_id;
     bool redelivered;
+    bool suspect;       /* delivered before, its worker dying: runs alone (admit.c) */
+    int64_t deliveries; /* earlier deliveries, as rb_admit_deliveries counts them */
+    bool started;       /* handed to the pool; else held, with: */
+    void *body;         /* the delivery's body, owned */
+    size_t len;
+    rb_job *job; /* decoded, owned */
 } rb_inflight;
 
 typedef struct rb_consumer {
@@ -64,7 +70,20 @@ typedef struct rb_consumer {
     uint64_t results_unroutable; /* returned by the broker: nobody to receive them */
     uint64_t jobs_crashed_unrun; /* answered crashed on their last delivery, not run */
     uint64_t redelivered;
+    bool paused;             /* not consuming while a suspect is held (admit.c) */
+    bool blocked;            /* the broker blocks our publishes (connection.blocked) */
+    bool wait_writable;      /* a result waits for room in the socket's buffer */
+    uint64_t jobs_set_aside; /* suspects published again to run alone elsewhere */
 } rb_consumer;
+
+/* admit.c: deliveries held or handed to the pool; suspects run alone.
+ * rb_admit_take takes over d's body and strings and job. */
+int64_t rb_admit_deliveries(const rb_amqp_delivery *d);
+void rb_admit_take(rb_consumer *c, rb_amqp_delivery *d, rb_job *job);
+void rb_admit_schedule(rb_consumer *c); /* after a job ended */
+void rb_admit_remove(rb_consumer *c, size_t i);
+void rb_admit_connection_lost(rb_consumer *c);
+void rb_admit_free(rb_consumer *c);
 
 /* jobs.c */
 void rb_jobs_on_delivery(rb_consumer *c, rb_amqp_delivery *d);

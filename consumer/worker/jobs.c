@@ -115,14 +115,15 @@ static void reject(rb_consumer *c, const rb_amqp_delivery *d, const char *id, co
 static bool last_chance(rb_consumer *c, const rb_amqp_delivery *d, const rb_job *job)
 {
     const rb_worker_config *cfg = c->cfg;
+    int64_t earlier = rb_admit_deliveries(d);
     if (cfg->queue_type != RB_QUEUE_QUORUM || cfg->delivery_limit <= 0 ||
-        d->delivery_count < cfg->delivery_limit)
+        earlier < cfg->delivery_limit)
         return false;
     char why[200];
     snprintf(why, sizeof why,
              "the job was delivered %lld times and its worker died each time (this job, or one "
              "delivered with it, killed it); it is not run again",
-             (long long)d->delivery_count + 1);
+             (long long)earlier + 1);
     c->jobs_crashed_unrun++;
     rb_warn("job %s: %s", job->id, why);
     if (!d->reply_to) {
@@ -145,62 +146,6 @@ static bool last_chance(rb_consumer *c, const rb_amqp_delivery *d, const rb_job 
     }
     answer_and_dead_letter(c, d, job->id, &sb, "answer");
     return true;
-}
-
-static rb_inflight *add_inflight(rb_consumer *c)
-{
-    if (c->njobs == c->capjobs) {
-        size_t cap = c->capjobs ? c->capjobs * 2 : 16;
-        rb_inflight *p = realloc(c->jobs, cap * sizeof *p);
-        if (!p) return NULL;
-        c->jobs = p;
-        c->capjobs = cap;
-    }
-    rb_inflight *j = &c->jobs[c->njobs++];
-    memset(j, 0, sizeof *j);
-    return j;
-}
-
-static void free_inflight(rb_inflight *j)
-{
-    free(j->reply_to);
-    free(j->correlation_id);
-    free(j->job_id);
-}
-
-static void remove_inflight(rb_consumer *c, size_t i)
-{
-    free_inflight(&c->jobs[i]);
-    c->jobs[i] = c->jobs[--c->njobs];
-}
-
-/* Hand a decoded, checked job to the pool. Takes over d's strings. */
-static void submit(rb_consumer *c, rb_amqp_delivery *d, rb_job *job)
-{
-    rb_inflight *j = add_inflight(c);
-    if (!j) {
-        rb_error("job %s: out of memory; returning it to the queue", job->id);
-        requeue(c, d->tag, c->generation);
-        return;
-    }
-    j->pool_tag = ++c->next_pool_tag;
-    j->delivery_tag = d->tag;
-    j->generation = c->generation;
-    j->redelivered = d->redelivered;
-    j->reply_to = d->reply_to;
-    d->reply_to = NULL;
-    j->correlation_id = d->correlation_id;
-    j->correlation_id_len = d->correlation_id_len;
-    d->correlation_id = NULL;
-    j->job_id = strdup(job->id);
-    if (!j->job_id || rb_pool_submit(c->pool, j->pool_tag, d->body, d->len, job) < 0) {
-        rb_error("job %s: out of memory submitting it; returning it to the queue", job->id);
-        remove_inflight(c, c->njobs - 1);
-        requeue(c, d->tag, c->generation);
-        return;
-    }
-    rb_debug("job %s started (delivery %llu%s)", job->id, (unsigned long long)d->tag,
-             d->redelivered ? ", redelivered" : "");
 }
 
 void rb_jobs_on_delivery(rb_consumer *c, rb_amqp_delivery *d)
@@ -237,8 +182,7 @@ void rb_jobs_on_delivery(rb_consumer *c, rb_amqp_delivery *d)
         rb_job_free(job);
         return;
     }
-    submit(c, d, job);
-    rb_job_free(job);
+    rb_admit_take(c, d, job);
 }
 
 /* A job without reply_to: its result only goes to the log. */
@@ -254,7 +198,7 @@ static void log_result(const char *id, const msgpack_sbuffer *sb)
     rb_debug("job %s has no reply_to; result: %s", id, text);
 }
 
-void rb_jobs_on_result(rb_consumer *c, rb_pool_result *res)
+static void result_in(rb_consumer *c, rb_pool_result *res)
 {
     size_t i = 0;
     while (i < c->njobs && c->jobs[i].pool_tag != res->tag)
@@ -290,14 +234,14 @@ void rb_jobs_on_result(rb_consumer *c, rb_pool_result *res)
         msgpack_sbuffer_destroy(&sb);
         rb_error("job %s: out of memory packing its result; returning it to the queue", j->job_id);
         requeue(c, j->delivery_tag, j->generation);
-        remove_inflight(c, i);
+        rb_admit_remove(c, i);
         return;
     }
     if (!j->reply_to) {
         log_result(j->job_id, &sb);
         msgpack_sbuffer_destroy(&sb);
         settle_now(c, RB_SETTLE_ACK, j->delivery_tag, j->generation);
-        remove_inflight(c, i);
+        rb_admit_remove(c, i);
         return;
     }
     rb_outmsg *m = rb_outmsg_new(j->reply_to, j->correlation_id, j->correlation_id_len, sb.data,
@@ -309,14 +253,21 @@ void rb_jobs_on_result(rb_consumer *c, rb_pool_result *res)
     if (!m) {
         rb_error("job %s: out of memory queueing its result; returning it to the queue", j->job_id);
         requeue(c, j->delivery_tag, j->generation);
-        remove_inflight(c, i);
+        rb_admit_remove(c, i);
         return;
     }
     m->settle = RB_SETTLE_ACK;
     m->delivery_tag = j->delivery_tag;
     m->generation = j->generation;
     rb_outbox_hold(&c->outbox, m);
-    remove_inflight(c, i);
+    rb_admit_remove(c, i);
+}
+
+void rb_jobs_on_result(rb_consumer *c, rb_pool_result *res)
+{
+    result_in(c, res);
+    /* A slot is free: a held job may start (admit.c decides which). */
+    rb_admit_schedule(c);
 }
 
 static void on_acked(void *ctx, rb_outmsg *m)
@@ -365,13 +316,29 @@ void rb_jobs_on_confirm(rb_consumer *c, uint64_t seq, bool multiple, bool ack)
 
 int rb_jobs_flush(rb_consumer *c)
 {
-    while (c->amqp && !c->amqp_failed) {
+    c->wait_writable = false;
+    /* While the broker blocks us, results wait here (flow control): a
+     * publish now would stop the whole loop in a write. */
+    while (c->amqp && !c->amqp_failed && !c->blocked) {
         rb_outmsg *m = rb_outbox_take_held(&c->outbox);
         if (!m) break;
+        if (!rb_amqp_write_room(c->amqp, m->len)) {
+            rb_outbox_hold_front(&c->outbox, m);
+            c->wait_writable = true; /* the loop polls for POLLOUT */
+            break;
+        }
         uint64_t seq;
         rb_err err = {{0}};
-        if (rb_amqp_publish(c->amqp, m->routing_key, m->correlation_id, m->correlation_id_len,
-                            m->body, m->len, m->persistent, m->mandatory, &seq, &err) < 0) {
+        rb_amqp_pub pub = {.routing_key = m->routing_key,
+                           .correlation_id = m->correlation_id,
+                           .correlation_id_len = m->correlation_id_len,
+                           .reply_to = m->reply_to,
+                           .deliveries = m->deliveries,
+                           .body = m->body,
+                           .len = m->len,
+                           .persistent = m->persistent,
+                           .mandatory = m->mandatory};
+        if (rb_amqp_publish(c->amqp, &pub, &seq, &err) < 0) {
             rb_outbox_hold_front(&c->outbox, m);
             amqp_failed(c, &err);
             return -1;
@@ -383,10 +350,6 @@ int rb_jobs_flush(rb_consumer *c)
 
 void rb_jobs_free(rb_consumer *c)
 {
-    for (size_t i = 0; i < c->njobs; i++)
-        free_inflight(&c->jobs[i]);
-    free(c->jobs);
-    c->jobs = NULL;
-    c->njobs = c->capjobs = 0;
+    rb_admit_free(c);
     rb_outbox_free(&c->outbox);
 }

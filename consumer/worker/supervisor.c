@@ -12,6 +12,7 @@
 #include "consumer.h"
 #include "rebound_base.h"
 #include "supervisor.h"
+#include "watchdog.h"
 #include "worker_log.h"
 
 #define RESTART_MIN_MS 500
@@ -24,6 +25,8 @@ typedef struct child {
     int64_t started_ms;
     int64_t restart_at_ms; /* 0: no restart scheduled */
     rb_backoff restart;    /* RESTART_MIN_MS, doubling up to RESTART_MAX_MS */
+    int beat_fd;           /* read end of its watchdog pipe, -1: none */
+    int64_t beat_ms;       /* its last beat; 0: not heard yet (starting) */
 } child;
 
 typedef struct sup {
@@ -52,6 +55,10 @@ void rb_consumer_id(const rb_worker_config *cfg, int n, char *out, size_t cap)
 /* Fork consumer i. Returns 1 in the child, 0 in the parent. */
 static int spawn(sup *s, int i)
 {
+    child *k = &s->kids[i];
+    int beat[2] = {-1, -1};
+    if (s->cfg->watchdog_ms > 0 && rb_watchdog_pipe(beat) != 0)
+        rb_warn("consumer %d: no watchdog pipe: %s", i + 1, strerror(errno));
     sigset_t all, old;
     sigfillset(&all);
     /* No handler may run in the child before it has reset them: it would
@@ -67,10 +74,21 @@ static int spawn(sup *s, int i)
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != s->self) /* the supervisor died before prctl */
             raise(SIGTERM);
+        for (int j = 0; j < s->n; j++)
+            if (s->kids[j].beat_fd >= 0) {
+                close(s->kids[j].beat_fd);
+                s->kids[j].beat_fd = -1;
+            }
+        if (beat[0] >= 0) close(beat[0]);
+        rb_watchdog_child(beat[1]);
         return 1;
     }
     sigprocmask(SIG_SETMASK, &old, NULL);
-    child *k = &s->kids[i];
+    if (beat[1] >= 0) close(beat[1]);
+    if (k->beat_fd >= 0) close(k->beat_fd);
+    k->beat_fd = pid > 0 ? beat[0] : -1;
+    if (pid < 0 && beat[0] >= 0) close(beat[0]);
+    k->beat_ms = 0;
     k->restart_at_ms = 0;
     if (pid < 0) {
         /* Retried after the wait a death would cost, without growing it. */
@@ -83,6 +101,31 @@ static int spawn(sup *s, int i)
     k->started_ms = rb_mono_ms();
     rb_info("consumer %d started (pid %ld)", i + 1, (long)pid);
     return 0;
+}
+
+/* Beats heard, and consumers that have gone silent killed (they are then
+ * reaped and restarted as after any death). Returns the poll timeout,
+ * shortened to the next watchdog deadline. */
+#define MAX_WATCHED 256
+static int watch(sup *s, int64_t now, int timeout)
+{
+    int64_t bound = s->cfg->watchdog_ms;
+    for (int i = 0; i < s->n && bound > 0; i++) {
+        child *k = &s->kids[i];
+        if (k->pid <= 0 || k->beat_fd < 0) continue;
+        if (rb_watchdog_heard(k->beat_fd)) k->beat_ms = now;
+        if (k->beat_ms == 0) continue; /* still starting: its pool may take a while */
+        if (now - k->beat_ms >= bound) {
+            rb_warn("consumer %d (pid %ld) stalled: no beat for %lld ms; killing it", i + 1,
+                    (long)k->pid, (long long)(now - k->beat_ms));
+            kill(k->pid, SIGKILL);
+            k->beat_ms = 0;
+            continue;
+        }
+        int t = rb_ms_until(k->beat_ms + bound, now);
+        if (timeout < 0 || t < timeout) timeout = t;
+    }
+    return timeout;
 }
 
 static void signal_all(sup *s, int sig)
@@ -170,6 +213,8 @@ static int live(const sup *s)
 static void release(sup *s)
 {
     rb_selfpipe_close(&s->sig);
+    for (int i = 0; s->kids && i < s->n; i++)
+        if (s->kids[i].beat_fd >= 0) close(s->kids[i].beat_fd);
     free(s->kids);
 }
 
@@ -192,6 +237,8 @@ int rb_supervise(const rb_worker_config *cfg, int *consumer_index)
     rb_info("rebound-worker %s: %d consumer%s x %d slot%s, queue '%s', mode %s, code root %s",
             REBOUND_VERSION, s.n, s.n > 1 ? "s" : "", cfg->slots, cfg->slots > 1 ? "s" : "",
             cfg->queue, rb_mode_name(cfg->mode), cfg->code_root);
+    for (int i = 0; i < s.n; i++)
+        s.kids[i].beat_fd = -1;
     for (int i = 0; i < s.n; i++) {
         rb_backoff_init(&s.kids[i].restart, RESTART_MIN_MS, RESTART_MAX_MS, false);
         if (spawn(&s, i)) {
@@ -230,8 +277,14 @@ int rb_supervise(const rb_worker_config *cfg, int *consumer_index)
                 if (timeout < 0 || t < timeout) timeout = t;
             }
         }
-        struct pollfd pfd = {.fd = s.sig.rd, .events = POLLIN};
-        if (poll(&pfd, 1, timeout) < 0 && errno != EINTR) {
+        timeout = watch(&s, now, timeout);
+        struct pollfd pfd[1 + MAX_WATCHED];
+        int np = 0;
+        pfd[np++] = (struct pollfd){.fd = s.sig.rd, .events = POLLIN};
+        for (int i = 0; i < s.n && np < 1 + MAX_WATCHED; i++)
+            if (s.kids[i].beat_fd >= 0)
+                pfd[np++] = (struct pollfd){.fd = s.kids[i].beat_fd, .events = POLLIN};
+        if (poll(pfd, (nfds_t)np, timeout) < 0 && errno != EINTR) {
             rb_error("poll: %s", strerror(errno));
             s.rc = 1;
             break;

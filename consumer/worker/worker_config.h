@@ -79,6 +79,7 @@ typedef struct rb_worker_config {
     rb_log_level log_level;
     int drain_ms;
     int restart_reset_ms; /* a consumer up this long starts its restart backoff over */
+    int watchdog_ms;      /* a consumer silent this long is killed (watchdog.c); 0: off */
     int prefetch;         /* per consumer */
     int delivery_limit;   /* quorum queues; 0 = none */
     int amqp_heartbeat_s;

@@ -353,6 +353,17 @@ def rabbitmqctl(*args):
     return [line.split("\t") for line in r.stdout.splitlines() if line.strip()]
 
 
+def rabbitmqctl_do(*args):
+    """Run a rabbitmqctl command that lists nothing (set_disk_free_limit,
+    close_connection: they refuse the listing flags); its output."""
+    if not RABBITMQ_CTL:
+        raise AssertionError("REBOUND_TEST_RABBITMQ_CTL is not set (run through tests/run)")
+    r = subprocess.run([RABBITMQ_CTL] + list(args), capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        raise AssertionError("rabbitmqctl %s: %s" % (" ".join(args), r.stderr.strip()))
+    return r.stdout
+
+
 def classic_counts(queue):
     """(messages_ready, messages_unacknowledged) of a classic queue, from
     `rabbitmqctl list_queues`.
