@@ -333,9 +333,11 @@ static rb_pool *start_pool(rb_consumer *c)
     pc.mem_limit_mb = cfg->mem_limit_mb;
     pc.tmp_mb = cfg->tmp_mb;
     pc.tmp_inodes = cfg->tmp_inodes;
+    pc.slot_offset = cfg->slot_offset;
     pc.container_cmd = cfg->container_cmd && cfg->container_cmd[0] ? cfg->container_cmd : NULL;
     pc.container_rw = cfg->container_rw;
     pc.allow_network = cfg->allow_network;
+    pc.shared_cpus = cfg->shared_cpus;
     pc.run_as = cfg->run_as;
     pc.uid_base = (long)cfg->uid_base;
     pc.sandbox_best_effort = cfg->sandbox_best_effort;

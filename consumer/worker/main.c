@@ -30,6 +30,8 @@ int main(int argc, char **argv)
     if (index > 0) {
         /* Consumer n's slots get uids of their own (see --uid-base). */
         if (cfg.uid_base > 0) cfg.uid_base += (int64_t)(index - 1) * cfg.slots;
+        /* And CPUs of their own (a CPU per slot, round the CPUs). */
+        cfg.slot_offset = (index - 1) * cfg.slots;
         char id[160];
         rb_consumer_id(&cfg, index, id, sizeof id);
         rc = rb_consumer_run(&cfg, id);

@@ -86,11 +86,13 @@ typedef struct rb_worker_config {
     int mem_limit_mb;
     int tmp_mb;                /* a job's tmpfs size, each of /tmp, /var/tmp, /dev/shm */
     int tmp_inodes;            /* and its inodes */
+    int slot_offset;           /* consumer n's first slot: (n - 1) * slots (set by main.c) */
     const char *container_cmd; /* container mode: NULL or "": bubblewrap */
     const char *container_rw;  /* container mode: comma list, or NULL */
     char *run_as;
     int64_t uid_base; /* 0: every slot runs as run_as */
     bool allow_network;
+    bool shared_cpus; /* no CPU per slot */
     bool sandbox_best_effort;
 } rb_worker_config;
 

@@ -113,18 +113,25 @@ static double fork_floor_ms(int forks)
 }
 
 /* The same trivial job in each execution mode, side by side: what the
- * sandbox (native) and the container around the mother cost per job. */
+ * sandbox (native), a CPU per slot, and the container around the mother
+ * cost per job. */
 static void modes_table(const char *root, int jobs)
 {
-    static const char *const modes[] = {"internal", "native", "container"};
-    double p50[3] = {0}, p99[3] = {0}, rate[3] = {0}, cpu[3] = {0}, cpu_pool[3] = {0};
-    bool ran[3] = {false};
-    for (int m = 0; m < 3; m++) {
-        if (m == 2 && system("command -v bwrap >/dev/null 2>&1") != 0) continue;
-        rb_pool *one = harness_pool(modes[m], 1, root, NULL);
+    static const char *const names[] = {"internal", "native", "native, shared CPUs", "container"};
+    static const char *const modes[] = {"internal", "native", "native", "container"};
+    enum { N = 4 };
+    double p50[N] = {0}, p99[N] = {0}, rate[N] = {0}, cpu[N] = {0}, cpu_pool[N] = {0};
+    bool ran[N] = {false};
+    for (int m = 0; m < N; m++) {
+        if (m == 3 && system("command -v bwrap >/dev/null 2>&1") != 0) continue;
+        rb_pool_config cfg;
+        harness_config(&cfg, modes[m], 1, root);
+        cfg.shared_cpus = m == 2;
+        rb_pool *one = harness_pool(modes[m], 1, root, &cfg);
         latency(one, JOB, jobs, &p50[m], &p99[m]);
         rb_pool_free(one);
-        rb_pool *two = harness_pool(modes[m], 2, root, NULL);
+        cfg.slots = 2;
+        rb_pool *two = harness_pool(modes[m], 2, root, &cfg);
         harness_drive(two, 10000, bench_all_ready, two);
         rate[m] = throughput(two, JOB, jobs);
         cpu[m] = cpu_per_job;
@@ -132,9 +139,15 @@ static void modes_table(const char *root, int jobs)
         rb_pool_free(two);
         ran[m] = true;
     }
-    printf("| trivial job, by mode | internal | native | container | native / internal | "
-           "container / internal |\n");
-    printf("|---|---:|---:|---:|---:|---:|\n");
+    printf("| trivial job, by mode |");
+    for (int m = 0; m < N; m++)
+        printf(" %s |", names[m]);
+    for (int m = 1; m < N; m++)
+        printf(" %s / internal |", names[m]);
+    printf("\n|---|");
+    for (int m = 0; m < 2 * N - 1; m++)
+        printf("---:|");
+    printf("\n");
     const struct {
         const char *name, *fmt;
         const double *v;
@@ -147,7 +160,7 @@ static void modes_table(const char *root, int jobs)
     };
     for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
         printf("| %s |", rows[r].name);
-        for (int m = 0; m < 3; m++) {
+        for (int m = 0; m < N; m++) {
             if (!ran[m]) {
                 printf(" (no bwrap) |");
                 continue;
@@ -156,7 +169,7 @@ static void modes_table(const char *root, int jobs)
             printf(rows[r].fmt, rows[r].v[m]);
             printf(" |");
         }
-        for (int m = 1; m < 3; m++)
+        for (int m = 1; m < N; m++)
             if (ran[m] && rows[r].v[0] > 0)
                 printf(" %.2fx |", rows[r].v[m] / rows[r].v[0]);
             else

@@ -40,6 +40,26 @@ def leave(tag):
         made.append(p)
     return made
 
+def leave_more(tag):
+    """A POSIX message queue and a directory tree 200 levels deep."""
+    import ctypes
+    rt = ctypes.CDLL("librt.so.1", use_errno=True)
+    fd = rt.mq_open(("/rb-" + tag).encode(), os.O_CREAT | os.O_RDWR, 0o600, None)
+    d = "/tmp/deep-" + tag
+    for _ in range(200):
+        d = os.path.join(d, "d")
+    os.makedirs(d)
+    return [fd >= 0, len(d)]
+
+def find_more(tag):
+    """Whether the queue and the tree are there."""
+    import ctypes
+    rt = ctypes.CDLL("librt.so.1", use_errno=True)
+    fd = rt.mq_open(("/rb-" + tag).encode(), os.O_RDWR)
+    err = ctypes.get_errno()
+    return [fd >= 0, errno.errorcode.get(err, str(err)) if fd < 0 else "",
+            os.path.exists("/tmp/deep-" + tag)]
+
 def find(tag):
     """What this job sees of another job's files."""
     return [p for d in SCRATCH for p in [os.path.join(d, "left-" + tag)] if os.path.exists(p)]
@@ -168,6 +188,46 @@ def fork_meanwhile(meet):
         open(os.path.join(meet, "other.done"), "w").close()
     return got
 
+def burn(meet, n):
+    """n spinning processes; each tries to widen its CPUs to all of them.
+    The CPUs they end up with; then tell the other job, and wait for it."""
+    import multiprocessing
+    everything = set(range(os.cpu_count()))
+    r, w = os.pipe()
+    kids = []
+    for _ in range(n):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.sched_setaffinity(0, everything)
+            except OSError:
+                pass
+            os.write(w, (",".join(map(str, sorted(os.sched_getaffinity(0)))) + "\n").encode())
+            while True:
+                pass
+        kids.append(pid)
+    seen = set()
+    buf = b""
+    while buf.count(b"\n") < n:
+        buf += os.read(r, 4096)
+    for line in buf.decode().split():
+        seen.add(line)
+    open(os.path.join(meet, "burning"), "w").close()
+    deadline = time.monotonic() + 30
+    while not os.path.exists(os.path.join(meet, "looked")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for pid in kids:
+        os.kill(pid, 9)
+    return sorted(seen)
+
+def my_cpus(meet):
+    deadline = time.monotonic() + 30
+    while not os.path.exists(os.path.join(meet, "burning")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    cpus = sorted(os.sched_getaffinity(0))
+    open(os.path.join(meet, "looked"), "w").close()
+    return cpus
+
 def write_code_root(root):
     def w():
         with open(os.path.join(root, "planted.py"), "w") as f:
@@ -273,6 +333,13 @@ class Namespaces(unittest.TestCase):
                 for p in got["a"]:
                     self.assertFalse(os.path.exists(p), p)  # not on the host either
 
+    def test_message_queues_and_deep_trees_do_not_survive(self):
+        got = self.run_jobs([job("a", "leave_more", self.tag), job("b", "find_more", self.tag)])
+        self.assertEqual(got["a"][0], True)  # made
+        self.assertEqual(got["b"], [False, "ENOENT", False])
+        self.assertFalse(os.path.exists("/tmp/deep-" + self.tag))
+        self.assertFalse(os.path.exists("/dev/mqueue/rb-" + self.tag))
+
     def test_scratch_is_bounded_in_size_and_files(self):
         got = self.run_jobs([job("fill", "fill", 12), job("many", "many", 5000),
                              job("after", "fill", 4)],
@@ -345,6 +412,19 @@ class Namespaces(unittest.TestCase):
         self.assertEqual(err, "EAGAIN")
         self.assertLess(made, 128)
         self.assertEqual(got["other"], 20)  # the other slot's job forks as usual
+
+    def test_a_slot_has_a_cpu_of_its_own(self):
+        if os.cpu_count() < 2:
+            self.skipTest("cannot run here: one CPU (a CPU per slot needs two)")
+        got = self.run_jobs([job("burn", "burn", self.shared, 4),
+                             job("other", "my_cpus", self.shared)], slots=2)
+        # Four spinning processes that asked for every CPU: still on the
+        # one CPU of their slot, which the other slot's job does not share.
+        self.assertEqual(len(got["burn"]), 1, got)
+        (burning,) = got["burn"]
+        self.assertEqual(len(burning.split(",")), 1, got)
+        self.assertEqual(len(got["other"]), 1, got)
+        self.assertNotEqual(int(burning), got["other"][0])
 
     def test_a_daemon_dies_with_its_job(self):
         fifo = os.path.join(self.shared, "fifo")

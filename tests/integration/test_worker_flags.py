@@ -136,6 +136,7 @@ class Flags(unittest.TestCase):
                 ("--container-rw", "REBOUND_CONTAINER_RW", "empty"),
                 ("--run-as", "REBOUND_RUN_AS", "nobody"),
                 ("--watchdog-ms", "REBOUND_WATCHDOG_MS", "60000"),
+                ("--shared-cpus", "REBOUND_SHARED_CPUS", "false"),
                 ("--allow-network", "REBOUND_ALLOW_NETWORK", "false"),
                 ("--sandbox-best-effort", "REBOUND_SANDBOX_BEST_EFFORT", "false")]:
             with self.subTest(flag=flag):

@@ -27,7 +27,7 @@ from worker_itest import (REDIS_URL, SHARED_BASE, Client, Worker, delete_queues,
                           unique_queue, wait_until)
 
 # As users run it: a uid per slot (--uid-base, default 60000).
-ALL_LAYERS_AS_ROOT = "pgrp,netns,pidns,ipcns,mountns,tmpfs,cgroup,rlimits,user=uid-per-slot,nnp,landlock,seccomp"
+ALL_LAYERS_AS_ROOT = "pgrp,netns,pidns,ipcns,mountns,tmpfs,cgroup,rlimits,user=uid-per-slot,nnp,cpu-per-slot,landlock,seccomp"
 UID_BASE = 60000
 NO_SUCH_USER = "rbtest-no-such-user"
 MISSING_USER = "run-as user %s does not exist" % NO_SUCH_USER
@@ -150,7 +150,7 @@ class BestEffort(unittest.TestCase):
 
     def test_heartbeat_records_what_is_missing(self):
         self.assertEqual(self.hb.sandbox(),
-                         "pgrp,netns,pidns,ipcns,mountns,tmpfs,cgroup,rlimits,nnp,landlock,seccomp;missing:%s" % MISSING_USER)
+                         "pgrp,netns,pidns,ipcns,mountns,tmpfs,cgroup,rlimits,nnp,cpu-per-slot,landlock,seccomp;missing:%s" % MISSING_USER)
 
     def test_jobs_run_without_the_missing_layer(self):
         self.assertEqual(self.hb.whoami(), 0)  # the switch of user is what is missing

@@ -57,7 +57,8 @@ int pool_start_mother(rb_pool *pool)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -1;
-    char mem[16], maxres[32], uidbase[24], tmpmb[16], tmpinodes[16];
+    char mem[16], maxres[32], uidbase[24], tmpmb[16], tmpinodes[16], offset[16];
+    snprintf(offset, sizeof offset, "%d", pool->cfg.slot_offset);
     snprintf(tmpmb, sizeof tmpmb, "%d", pool->cfg.tmp_mb > 0 ? pool->cfg.tmp_mb : 256);
     snprintf(tmpinodes, sizeof tmpinodes, "%d",
              pool->cfg.tmp_inodes > 0 ? pool->cfg.tmp_inodes : 65536);
@@ -89,7 +90,10 @@ int pool_start_mother(rb_pool *pool)
     tail[a++] = tmpmb;
     tail[a++] = "--tmp-inodes";
     tail[a++] = tmpinodes;
+    tail[a++] = "--slot-offset";
+    tail[a++] = offset;
     if (pool->cfg.allow_network) tail[a++] = "--allow-network";
+    if (pool->cfg.shared_cpus) tail[a++] = "--shared-cpus";
     if (pool->cfg.no_huge_pages) tail[a++] = "--no-huge-pages";
     if (pool->cfg.uid_base > 0) {
         tail[a++] = "--uid-base";

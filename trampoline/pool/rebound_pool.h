@@ -48,12 +48,14 @@ typedef struct rb_pool_config {
     int mem_limit_mb;        /* address space the child may add; 0: no limit */
     int tmp_mb;              /* native: size of a job's own /tmp, /var/tmp, /dev/shm (each) */
     int tmp_inodes;          /* native: files and directories in each */
+    int slot_offset;         /* native: this pool's first slot among the worker's (CPU per slot) */
     /* container mode: the runtime's command in place of bubblewrap's (NULL:
      * bubblewrap), and host directories bound read-write into it (comma
      * list, e.g. where sanitizer logs go; NULL: none). */
     const char *container_cmd;
     const char *container_rw;
     bool allow_network;
+    bool shared_cpus;         /* native: no CPU per slot (sandbox_cgroup.c) */
     const char *run_as;       /* user children switch to when running as root */
     long uid_base;            /* > 0: slot i runs as uid/gid uid_base + i instead */
     bool sandbox_best_effort; /* start even when a sandbox feature is missing */

@@ -42,11 +42,13 @@ static int parse_args(int argc, char **argv, tr_config *cfg)
                                          {"run-as", required_argument, 0, 'u'},
                                          {"uid-base", required_argument, 0, 'U'},
                                          {"allow-network", no_argument, 0, 'n'},
+                                         {"shared-cpus", no_argument, 0, 'C'},
                                          {"strict", no_argument, 0, 's'},
                                          {"max-result-bytes", required_argument, 0, 'R'},
                                          {"no-huge-pages", no_argument, 0, 'H'},
                                          {"tmp-mb", required_argument, 0, 't'},
                                          {"tmp-inodes", required_argument, 0, 'i'},
+                                         {"slot-offset", required_argument, 0, 'o'},
                                          {0, 0, 0, 0}};
     memset(cfg, 0, sizeof *cfg);
     cfg->control_fd = -1;
@@ -91,6 +93,9 @@ static int parse_args(int argc, char **argv, tr_config *cfg)
         case 'n':
             cfg->sandbox.allow_network = true;
             break;
+        case 'C':
+            cfg->sandbox.shared_cpus = true;
+            break;
         case 's':
             cfg->sandbox.strict = true;
             break;
@@ -103,6 +108,10 @@ static int parse_args(int argc, char **argv, tr_config *cfg)
         case 't':
             cfg->sandbox.tmp_mb = strtol(optarg, &end, 10);
             if (cfg->sandbox.tmp_mb <= 0) return -1;
+            break;
+        case 'o':
+            cfg->sandbox.slot_offset = strtol(optarg, &end, 10);
+            if (cfg->sandbox.slot_offset < 0) return -1;
             break;
         case 'i':
             cfg->sandbox.tmp_inodes = strtol(optarg, &end, 10);

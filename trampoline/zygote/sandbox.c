@@ -78,6 +78,7 @@ void sandbox_prepare(const sandbox_config *cfg, sandbox_plan *plan)
     if (sandbox_seccomp_build(plan->bpf_denies_inet, !plan->pidns, plan, &err) != 0)
         snprintf(plan->seccomp_error, sizeof plan->seccomp_error, "%s", err.msg);
     sandbox_spare_prepare(plan);
+    sandbox_cpu_prepare(plan); /* after: it divides the mother's CPUs */
     /* Measured after the preload (the caller's order): what children inherit. */
     plan->base_vsz_kb = own_vsz_kb();
 }
@@ -165,6 +166,8 @@ int sandbox_apply(const sandbox_plan *plan, const char *jobdir, char *report, si
         snprintf(step.msg, sizeof step.msg, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
         add(missing, sizeof missing, step.msg);
     }
+
+    if (plan->pin) add(report, cap, "cpu-per-slot"); /* applied as the job arrives */
 
     if (!plan->landlock) {
         add(missing, sizeof missing, plan->landlock_error);

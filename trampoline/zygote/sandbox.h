@@ -47,8 +47,10 @@ typedef struct sandbox_config {
     const char *code_root;   /* made read-only and kept visible */
     const char *const *keep; /* more directories kept visible (the interpreter's) */
     size_t nkeep;
-    long tmp_mb;     /* size of each of a child's /tmp, /var/tmp, /dev/shm */
-    long tmp_inodes; /* files and directories in each */
+    long tmp_mb;      /* size of each of a child's /tmp, /var/tmp, /dev/shm */
+    long tmp_inodes;  /* files and directories in each */
+    long slot_offset; /* this pool's first slot among the worker's (CPU per slot) */
+    bool shared_cpus; /* no CPU per slot */
 } sandbox_config;
 
 /* The groups of sandbox_cgroup.c: one directory per pool in each
@@ -88,6 +90,10 @@ typedef struct sandbox_plan {
     char landlock_error[512];
     sandbox_cgroups cgroups;
     char cgroup_error[512];
+    bool pin;                    /* a CPU per slot (sandbox_cpu.c) */
+    cpu_set_t slot_cpus;         /* the slot's CPU, set in its zygote */
+    struct sock_filter *pin_bpf; /* denies sched_setaffinity once a job runs */
+    unsigned short pin_bpf_len;
 } sandbox_plan;
 
 /* Mother, once, before any fork: enter the network namespace, hide host
@@ -170,6 +176,14 @@ void sandbox_cgroup_sweep(const sandbox_plan *plan);
 void sandbox_cgroup_remove(const sandbox_plan *plan);
 int sandbox_cgroup_zygote(const sandbox_plan *plan, int slot, rb_err *err);
 int sandbox_cgroup_child(rb_err *err);
+
+/* sandbox_cpu.c. Mother: decide on a CPU per slot and build the filter
+ * that keeps a job on it. Zygote: the slot's CPU. Child, as a job arrives
+ * (from sandbox_spare_reset): onto the slot's CPU, for good. 0, or -1 with
+ * err. */
+void sandbox_cpu_prepare(sandbox_plan *plan);
+void sandbox_cpu_for_slot(sandbox_plan *plan, int slot);
+int sandbox_cpu_pin(const sandbox_plan *plan, rb_err *err);
 
 /* Lower RLIMIT_CPU once the job's wall limit is known. */
 void sandbox_limit_cpu(long long timeout_ms, long cpus);

@@ -303,6 +303,7 @@ void zygote_run(tr_state *st, int slot, int zctl)
         tr_log("%s", gerr.msg);
         _exit(1);
     }
+    if (st->cfg.native) sandbox_cpu_for_slot(&st->plan, slot);
     if (st->cfg.native && st->plan.cgroups.ready &&
         sandbox_cgroup_zygote(&st->plan, slot, &gerr) != 0) {
         tr_log("%s", gerr.msg);
