@@ -37,9 +37,10 @@ int64_t rb_admit_deliveries(const rb_amqp_delivery *d)
     return n + (d->earlier_deliveries > 0 ? d->earlier_deliveries : 0);
 }
 
-static bool suspect(const rb_amqp_delivery *d)
+/* Delivered before, its worker dying: it runs alone. */
+static bool suspect(const rb_inflight *j)
 {
-    return rb_admit_deliveries(d) > 0;
+    return j->deliveries > 0;
 }
 
 static rb_inflight *add_inflight(rb_consumer *c)
@@ -80,23 +81,6 @@ void rb_admit_free(rb_consumer *c)
     c->njobs = c->capjobs = 0;
 }
 
-/* Any failure on the connection from here is handled by the loop. */
-static void failed(rb_consumer *c, const rb_err *err)
-{
-    if (c->amqp_failed) return;
-    c->amqp_failed = true;
-    snprintf(c->amqp_failure, sizeof c->amqp_failure, "%s", err->msg);
-}
-
-/* Give a job back to the broker when it can be neither run nor answered
- * here (out of memory); only on its own connection. */
-static void give_back(rb_consumer *c, uint64_t tag, uint64_t generation)
-{
-    if (!c->amqp || generation != c->generation) return;
-    rb_err err = {{0}};
-    if (rb_amqp_reject(c->amqp, tag, true, &err) < 0) failed(c, &err);
-}
-
 /* Stop consuming while a suspect is held or runs; consume again after. */
 static void consume_while(rb_consumer *c, bool suspects)
 {
@@ -104,12 +88,12 @@ static void consume_while(rb_consumer *c, bool suspects)
     rb_err err = {{0}};
     if (suspects) {
         c->paused = true;
-        if (rb_amqp_cancel(c->amqp, &err) < 0) failed(c, &err);
+        if (rb_amqp_cancel(c->amqp, &err) < 0) rb_settle_failed(c, &err);
         rb_info("a job under suspicion is here: taking no new jobs until it has run alone");
     } else {
         c->paused = false;
         if (c->draining) return;
-        if (rb_amqp_resume(c->amqp, c->cfg->queue, &err) < 0) failed(c, &err);
+        if (rb_amqp_resume(c->amqp, c->cfg->queue, &err) < 0) rb_settle_failed(c, &err);
         rb_info("no job under suspicion left: taking jobs again");
     }
 }
@@ -120,7 +104,7 @@ static void start(rb_consumer *c, size_t i)
     rb_inflight *j = &c->jobs[i];
     if (rb_pool_submit(c->pool, j->pool_tag, j->body, j->len, j->job) < 0) {
         rb_error("job %s: out of memory submitting it; returning it to the queue", j->job_id);
-        give_back(c, j->delivery_tag, j->generation);
+        rb_settle_requeue(c, j->delivery_tag, j->generation);
         rb_admit_remove(c, i);
         return;
     }
@@ -129,7 +113,7 @@ static void start(rb_consumer *c, size_t i)
     j->body = NULL;
     rb_job_free(j->job);
     j->job = NULL;
-    if (j->suspect)
+    if (suspect(j))
         rb_info("job %s: delivered %lld times before, its worker dying each time: it runs "
                 "alone",
                 j->job_id, (long long)j->deliveries);
@@ -151,7 +135,7 @@ static void shelve(rb_consumer *c, size_t i)
     }
     if (!m) {
         rb_error("job %s: out of memory setting it aside; returning it to the queue", j->job_id);
-        give_back(c, j->delivery_tag, j->generation);
+        rb_settle_requeue(c, j->delivery_tag, j->generation);
         rb_admit_remove(c, i);
         return;
     }
@@ -162,7 +146,6 @@ static void shelve(rb_consumer *c, size_t i)
     m->delivery_tag = j->delivery_tag;
     m->generation = j->generation;
     rb_outbox_hold(&c->outbox, m);
-    c->jobs_set_aside++;
     rb_info("job %s: a suspect runs here: published again to '%s' (%lld earlier deliveries), "
             "so that nothing runs beside the suspect",
             j->job_id, c->cfg->queue, (long long)j->deliveries);
@@ -182,8 +165,8 @@ void rb_admit_schedule(rb_consumer *c)
     size_t running = 0;
     for (size_t i = 0; i < c->njobs; i++) {
         if (c->jobs[i].started) running++;
-        if (c->jobs[i].suspect && c->jobs[i].started) suspect_runs = true;
-        if (c->jobs[i].suspect && !c->jobs[i].started) suspect_held = true;
+        if (suspect(&c->jobs[i]) && c->jobs[i].started) suspect_runs = true;
+        if (suspect(&c->jobs[i]) && !c->jobs[i].started) suspect_held = true;
     }
     if (suspect_runs) {
         /* Whatever came meanwhile (sent before the broker saw our qos)
@@ -192,7 +175,7 @@ void rb_admit_schedule(rb_consumer *c)
     } else {
         /* Everything else first (indices shift on removal: from the end). */
         for (size_t i = c->njobs; i-- > 0;)
-            if (!c->jobs[i].started && !c->jobs[i].suspect) {
+            if (!c->jobs[i].started && !suspect(&c->jobs[i])) {
                 start(c, i);
                 running++;
             }
@@ -209,7 +192,7 @@ void rb_admit_schedule(rb_consumer *c)
     }
     bool suspects = false;
     for (size_t i = 0; i < c->njobs; i++)
-        if (c->jobs[i].suspect) suspects = true;
+        if (suspect(&c->jobs[i])) suspects = true;
     consume_while(c, suspects);
 }
 
@@ -218,7 +201,7 @@ void rb_admit_take(rb_consumer *c, rb_amqp_delivery *d, rb_job *job)
     rb_inflight *j = add_inflight(c);
     if (!j) {
         rb_error("job %s: out of memory; returning it to the queue", job->id);
-        give_back(c, d->tag, c->generation);
+        rb_settle_requeue(c, d->tag, c->generation);
         rb_job_free(job);
         return;
     }
@@ -227,7 +210,6 @@ void rb_admit_take(rb_consumer *c, rb_amqp_delivery *d, rb_job *job)
     j->generation = c->generation;
     j->redelivered = d->redelivered;
     j->deliveries = rb_admit_deliveries(d);
-    j->suspect = suspect(d);
     j->reply_to = d->reply_to;
     d->reply_to = NULL;
     j->correlation_id = d->correlation_id;
@@ -240,7 +222,7 @@ void rb_admit_take(rb_consumer *c, rb_amqp_delivery *d, rb_job *job)
     j->job_id = strdup(job->id);
     if (!j->job_id) {
         rb_error("job %s: out of memory; returning it to the queue", job->id);
-        give_back(c, j->delivery_tag, j->generation);
+        rb_settle_requeue(c, j->delivery_tag, j->generation);
         rb_admit_remove(c, c->njobs - 1);
         return;
     }

@@ -1,7 +1,8 @@
 /*
  * consumer_internal.h - the state of a consumer process, shared by
  * consumer.c (the loop, connection and shutdown), jobs.c (deliveries in,
- * results out) and consumer_hb.c (the heartbeat's view).
+ * results out), admit.c (which delivery runs when), settle.c (acks and
+ * rejects) and consumer_hb.c (the heartbeat's view).
  */
 #ifndef REBOUND_WORKER_CONSUMER_INTERNAL_H
 #define REBOUND_WORKER_CONSUMER_INTERNAL_H
@@ -26,8 +27,7 @@ typedef struct rb_inflight {
     size_t correlation_id_len;
     char *job_id;
     bool redelivered;
-    bool suspect;       /* delivered before, its worker dying: runs alone (admit.c) */
-    int64_t deliveries; /* earlier deliveries, as rb_admit_deliveries counts them */
+    int64_t deliveries; /* earlier deliveries (rb_admit_deliveries); > 0: a suspect, run alone */
     bool started;       /* handed to the pool; else held, with: */
     void *body;         /* the delivery's body, owned */
     size_t len;
@@ -73,8 +73,15 @@ typedef struct rb_consumer {
     bool paused;             /* not consuming while a suspect is held (admit.c) */
     bool blocked;            /* the broker blocks our publishes (connection.blocked) */
     bool wait_writable;      /* a result waits for room in the socket's buffer */
-    uint64_t jobs_set_aside; /* suspects published again to run alone elsewhere */
 } rb_consumer;
+
+/* settle.c: ack (RB_SETTLE_ACK) or dead-letter (RB_SETTLE_REJECT) a
+ * delivery, or give it back to the queue (requeue: out of memory), each only
+ * on the connection it came on; a failed write marks the connection failed
+ * (c->amqp_failed, with the reason in c->amqp_failure). */
+void rb_settle_job(rb_consumer *c, rb_settle how, uint64_t tag, uint64_t generation);
+void rb_settle_requeue(rb_consumer *c, uint64_t tag, uint64_t generation);
+void rb_settle_failed(rb_consumer *c, const rb_err *err);
 
 /* admit.c: deliveries held or handed to the pool; suspects run alone.
  * rb_admit_take takes over d's body and strings and job. */

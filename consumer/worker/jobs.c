@@ -34,35 +34,6 @@ static const char *show_id(const char *id)
     return id ? id : "(no id)";
 }
 
-/* Any failure on the connection from here is handled by the loop. */
-static void amqp_failed(rb_consumer *c, const rb_err *err)
-{
-    if (c->amqp_failed) return;
-    c->amqp_failed = true;
-    snprintf(c->amqp_failure, sizeof c->amqp_failure, "%s", err->msg);
-}
-
-static void settle_now(rb_consumer *c, rb_settle how, uint64_t tag, uint64_t generation)
-{
-    if (how == RB_SETTLE_NONE || !c->amqp || c->amqp_failed || generation != c->generation)
-        return; /* a dead delivery tag: the broker has requeued that job */
-    rb_err err = {{0}};
-    int rc = how == RB_SETTLE_ACK ? rb_amqp_ack(c->amqp, tag, &err)
-                                  : rb_amqp_reject(c->amqp, tag, false, &err);
-    if (rc < 0) amqp_failed(c, &err);
-}
-
-/* Give a job back to the broker (basic.reject with requeue) when it can be
- * neither run nor answered here: out of memory. Only on the connection it
- * came on: on a later one its tag is dead and the broker requeued it
- * already. */
-static void requeue(rb_consumer *c, uint64_t tag, uint64_t generation)
-{
-    if (!c->amqp || generation != c->generation) return;
-    rb_err err = {{0}};
-    if (rb_amqp_reject(c->amqp, tag, true, &err) < 0) amqp_failed(c, &err);
-}
-
 /* Answer a job that will not run, then dead-letter it (basic.reject without
  * requeue), only once the answer is safely with the broker. sb holds the
  * packed answer (taken over); what: "rejection" or the like, for the log. */
@@ -77,7 +48,7 @@ static void answer_and_dead_letter(rb_consumer *c, const rb_amqp_delivery *d, co
     }
     if (!m) {
         rb_error("job %s: out of memory queueing the %s", show_id(id), what);
-        settle_now(c, RB_SETTLE_REJECT, d->tag, c->generation);
+        rb_settle_job(c, RB_SETTLE_REJECT, d->tag, c->generation);
         return;
     }
     m->settle = RB_SETTLE_REJECT;
@@ -91,7 +62,7 @@ static void reject(rb_consumer *c, const rb_amqp_delivery *d, const char *id, co
     c->jobs_rejected++;
     rb_warn("job %s rejected: %s", show_id(id), why);
     if (!d->reply_to) {
-        settle_now(c, RB_SETTLE_REJECT, d->tag, c->generation);
+        rb_settle_job(c, RB_SETTLE_REJECT, d->tag, c->generation);
         return;
     }
     msgpack_sbuffer sb;
@@ -99,7 +70,7 @@ static void reject(rb_consumer *c, const rb_amqp_delivery *d, const char *id, co
     if (rb_result_pack_rejected(id, c->id, why, &sb) < 0) {
         msgpack_sbuffer_destroy(&sb);
         rb_error("job %s: cannot pack the rejection (out of memory)", show_id(id));
-        settle_now(c, RB_SETTLE_REJECT, d->tag, c->generation);
+        rb_settle_job(c, RB_SETTLE_REJECT, d->tag, c->generation);
         return;
     }
     answer_and_dead_letter(c, d, id, &sb, "rejection");
@@ -127,7 +98,7 @@ static bool last_chance(rb_consumer *c, const rb_amqp_delivery *d, const rb_job 
     c->jobs_crashed_unrun++;
     rb_warn("job %s: %s", job->id, why);
     if (!d->reply_to) {
-        settle_now(c, RB_SETTLE_REJECT, d->tag, c->generation);
+        rb_settle_job(c, RB_SETTLE_REJECT, d->tag, c->generation);
         return true;
     }
     msgpack_sbuffer sb;
@@ -141,7 +112,7 @@ static bool last_chance(rb_consumer *c, const rb_amqp_delivery *d, const rb_job 
     if (rb_result_pack(&r, &sb) < 0) {
         msgpack_sbuffer_destroy(&sb);
         rb_error("job %s: cannot pack its answer (out of memory)", job->id);
-        settle_now(c, RB_SETTLE_REJECT, d->tag, c->generation);
+        rb_settle_job(c, RB_SETTLE_REJECT, d->tag, c->generation);
         return true;
     }
     answer_and_dead_letter(c, d, job->id, &sb, "answer");
@@ -233,14 +204,14 @@ static void result_in(rb_consumer *c, rb_pool_result *res)
          * again later rather than lose it. */
         msgpack_sbuffer_destroy(&sb);
         rb_error("job %s: out of memory packing its result; returning it to the queue", j->job_id);
-        requeue(c, j->delivery_tag, j->generation);
+        rb_settle_requeue(c, j->delivery_tag, j->generation);
         rb_admit_remove(c, i);
         return;
     }
     if (!j->reply_to) {
         log_result(j->job_id, &sb);
         msgpack_sbuffer_destroy(&sb);
-        settle_now(c, RB_SETTLE_ACK, j->delivery_tag, j->generation);
+        rb_settle_job(c, RB_SETTLE_ACK, j->delivery_tag, j->generation);
         rb_admit_remove(c, i);
         return;
     }
@@ -252,7 +223,7 @@ static void result_in(rb_consumer *c, rb_pool_result *res)
     }
     if (!m) {
         rb_error("job %s: out of memory queueing its result; returning it to the queue", j->job_id);
-        requeue(c, j->delivery_tag, j->generation);
+        rb_settle_requeue(c, j->delivery_tag, j->generation);
         rb_admit_remove(c, i);
         return;
     }
@@ -281,7 +252,7 @@ static void on_acked(void *ctx, rb_outmsg *m)
                 "gone); the job is settled all the same",
                 m->job_id ? m->job_id : "?", m->routing_key);
     }
-    settle_now(c, m->settle, m->delivery_tag, m->generation);
+    rb_settle_job(c, m->settle, m->delivery_tag, m->generation);
     rb_outmsg_free(m);
 }
 
@@ -340,7 +311,7 @@ int rb_jobs_flush(rb_consumer *c)
                            .mandatory = m->mandatory};
         if (rb_amqp_publish(c->amqp, &pub, &seq, &err) < 0) {
             rb_outbox_hold_front(&c->outbox, m);
-            amqp_failed(c, &err);
+            rb_settle_failed(c, &err);
             return -1;
         }
         rb_outbox_published(&c->outbox, m, seq);

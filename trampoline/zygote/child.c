@@ -315,7 +315,7 @@ void child_run(tr_state *st, int job_fd, int res_fd, int capture_fd, const char 
      * zygote is outside it and getppid() says 0: its pidfd tells). */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     bool zygote_alive = getpid() == 2 ? sandbox_pid_zygote_alive() : getppid() == st->zygote_pid;
-    sandbox_pid_child_close();
+    sandbox_pid_close();
     if (!zygote_alive) _exit(0);
 
     /* User code writes to fds 1 and 2; they lead to the capture pipe and

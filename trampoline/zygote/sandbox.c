@@ -167,7 +167,11 @@ int sandbox_apply(const sandbox_plan *plan, const char *jobdir, char *report, si
         add(missing, sizeof missing, step.msg);
     }
 
-    if (plan->pin) add(report, cap, "cpu-per-slot"); /* applied as the job arrives */
+    /* (One CPU, or --shared-cpus: nothing to pin, nothing missing.) */
+    if (plan->pin && sandbox_cpu_pin(plan, &step) == 0)
+        add(report, cap, "cpu-per-slot");
+    else if (plan->pin)
+        add(missing, sizeof missing, step.msg);
 
     if (!plan->landlock) {
         add(missing, sizeof missing, plan->landlock_error);

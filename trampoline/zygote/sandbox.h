@@ -92,7 +92,7 @@ typedef struct sandbox_plan {
     char cgroup_error[512];
     bool pin;                    /* a CPU per slot (sandbox_cpu.c) */
     cpu_set_t slot_cpus;         /* the slot's CPU, set in its zygote */
-    struct sock_filter *pin_bpf; /* denies sched_setaffinity once a job runs */
+    struct sock_filter *pin_bpf; /* denies sched_setaffinity to the child */
     unsigned short pin_bpf_len;
 } sandbox_plan;
 
@@ -132,6 +132,12 @@ void sandbox_user_for_slot(sandbox_plan *plan, int slot);
 int sandbox_seccomp_build(bool deny_inet, bool deny_setsid, sandbox_plan *plan,
                           rb_err *err); /* mother */
 int sandbox_seccomp_apply(const sandbox_plan *plan, rb_err *err);
+/* The BPF program of a libseccomp filter (ctx: a scmp_filter_ctx), made
+ * once: *bpf is malloc'd and owned by the caller (a plan keeps it for the
+ * process's life). And installing such a program in the calling process.
+ * 0, or -1 with err. */
+int sandbox_seccomp_export(void *ctx, struct sock_filter **bpf, unsigned short *len, rb_err *err);
+int sandbox_seccomp_install(const struct sock_filter *bpf, unsigned short len, rb_err *err);
 
 /* sandbox_spare.c: the mother records what a spare must be set back to;
  * a child that takes a job sets its limits, scheduling policy, CPUs and
@@ -142,18 +148,17 @@ int sandbox_spare_reset(const sandbox_plan *plan, rb_err *err);
 
 /* sandbox_pid.c. Mother: find rebound-init beside this program and try a
  * namespace once (0, or -1 with err). Zygote: start (own namespace and
- * pidfd, 0 or -1 with err) and end; per child, start an init (its pid, and
+ * pidfd, 0 or -1 with err); per child, start an init (its pid, and
  * its pidfd in *pidfd, owned by the caller; or -1 with err), enter its
  * namespace for the fork, and leave it after. Child: whether its zygote
  * still lives, and close what it inherited of this. */
 int sandbox_pid_prepare(sandbox_plan *plan, rb_err *err);
 int sandbox_pid_zygote_start(rb_err *err);
-void sandbox_pid_zygote_end(void);
 pid_t sandbox_pid_start_init(const sandbox_plan *plan, int *pidfd, rb_err *err);
 int sandbox_pid_enter(int init_pidfd, rb_err *err);
 void sandbox_pid_leave(void);
 bool sandbox_pid_zygote_alive(void);
-void sandbox_pid_child_close(void);
+void sandbox_pid_close(void); /* what zygote_start opened, or a child inherited */
 
 /* sandbox_mount.c. Mother: a mount namespace with host paths hidden and
  * the code root read-only. Child: its own tmpfs and /proc; then its job
@@ -178,9 +183,8 @@ int sandbox_cgroup_zygote(const sandbox_plan *plan, int slot, rb_err *err);
 int sandbox_cgroup_child(rb_err *err);
 
 /* sandbox_cpu.c. Mother: decide on a CPU per slot and build the filter
- * that keeps a job on it. Zygote: the slot's CPU. Child, as a job arrives
- * (from sandbox_spare_reset): onto the slot's CPU, for good. 0, or -1 with
- * err. */
+ * that keeps a job on it. Zygote: the slot's CPU. Child, before it says
+ * ready: onto the slot's CPU, for good. 0, or -1 with err. */
 void sandbox_cpu_prepare(sandbox_plan *plan);
 void sandbox_cpu_for_slot(sandbox_plan *plan, int slot);
 int sandbox_cpu_pin(const sandbox_plan *plan, rb_err *err);

@@ -191,22 +191,26 @@ static void remove_group(const char *dir)
         usleep(2000);
 }
 
-/* Remove the pool's directories: the groups left in them first. */
+/* Remove a pool's directory: the slots' groups left in it first. */
+static void remove_pool_dir(const char *pool)
+{
+    DIR *dir = opendir(pool);
+    struct dirent *e;
+    while (dir && (e = readdir(dir)) != NULL) {
+        if (strncmp(e->d_name, "slot", 4) != 0) continue;
+        char sub[PATH_MAX];
+        snprintf(sub, sizeof sub, "%s/%s", pool, e->d_name);
+        remove_group(sub);
+    }
+    if (dir) closedir(dir);
+    remove_group(pool);
+}
+
 void sandbox_cgroup_remove(const sandbox_plan *plan)
 {
     const sandbox_cgroups *cg = &plan->cgroups;
-    for (int d = 0; d < cg->ndirs && cg->ready; d++) {
-        DIR *dir = opendir(cg->pool_dir[d]);
-        struct dirent *e;
-        while (dir && (e = readdir(dir)) != NULL) {
-            if (strncmp(e->d_name, "slot", 4) != 0) continue;
-            char sub[PATH_MAX];
-            snprintf(sub, sizeof sub, "%s/%s", cg->pool_dir[d], e->d_name);
-            remove_group(sub);
-        }
-        if (dir) closedir(dir);
-        remove_group(cg->pool_dir[d]);
-    }
+    for (int d = 0; d < cg->ndirs && cg->ready; d++)
+        remove_pool_dir(cg->pool_dir[d]);
 }
 
 /* Pools whose mother died without cleaning up: rebound-<pid> directories
@@ -226,10 +230,9 @@ void sandbox_cgroup_sweep(const sandbox_plan *plan)
             if (strncmp(e->d_name, POOL_PREFIX, strlen(POOL_PREFIX)) != 0) continue;
             int pid = atoi(e->d_name + strlen(POOL_PREFIX));
             if (pid <= 0 || pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH) continue;
-            sandbox_cgroups gone = {.ndirs = 1, .ready = true};
-            snprintf(gone.pool_dir[0], sizeof gone.pool_dir[0], "%s/%s", parent, e->d_name);
-            sandbox_plan p = {.cgroups = gone};
-            sandbox_cgroup_remove(&p);
+            char gone[PATH_MAX];
+            snprintf(gone, sizeof gone, "%s/%s", parent, e->d_name);
+            remove_pool_dir(gone);
         }
         if (dir) closedir(dir);
     }

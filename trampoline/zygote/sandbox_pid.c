@@ -53,7 +53,7 @@ int sandbox_pid_prepare(sandbox_plan *plan, rb_err *err)
     if (sandbox_pid_zygote_start(err) != 0) return -1;
     int pidfd = -1;
     pid_t pid = sandbox_pid_start_init(plan, &pidfd, err);
-    sandbox_pid_zygote_end();
+    sandbox_pid_close();
     if (pid < 0) return -1;
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
@@ -71,7 +71,7 @@ int sandbox_pid_zygote_start(rb_err *err)
     return 0;
 }
 
-void sandbox_pid_zygote_end(void)
+void sandbox_pid_close(void)
 {
     if (own_pidns >= 0) close(own_pidns);
     if (zygote_pidfd >= 0) close(zygote_pidfd);
@@ -126,22 +126,14 @@ int sandbox_pid_enter(int init_pidfd, rb_err *err)
 
 void sandbox_pid_leave(void)
 {
-    if (own_pidns >= 0 && setns(own_pidns, CLONE_NEWPID) != 0) {
-        /* Cannot happen for one's own namespace; if it did, the next init's
-         * clone fails and is reported there. */
-    }
+    /* Cannot fail for one's own namespace; if it did, the next init's clone
+     * would fail, and be reported there. */
+    if (own_pidns >= 0) (void)setns(own_pidns, CLONE_NEWPID);
 }
 
 bool sandbox_pid_zygote_alive(void)
 {
-    if (zygote_pidfd < 0) return getppid() != 1;
+    if (zygote_pidfd < 0) return true; /* cannot tell: the death signal remains */
     struct pollfd p = {zygote_pidfd, POLLIN, 0};
     return poll(&p, 1, 0) == 0;
-}
-
-void sandbox_pid_child_close(void)
-{
-    if (own_pidns >= 0) close(own_pidns);
-    if (zygote_pidfd >= 0) close(zygote_pidfd);
-    own_pidns = zygote_pidfd = -1;
 }

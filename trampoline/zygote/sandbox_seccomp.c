@@ -112,35 +112,45 @@ int sandbox_seccomp_build(bool deny_inet, bool deny_setsid, sandbox_plan *plan, 
         seccomp_release(ctx);
         return rb_err_set(err, "seccomp rule %s: %s", what, strerror(-rc));
     }
-    int fd = memfd_create("rebound-seccomp", MFD_CLOEXEC);
-    if (fd < 0) {
-        seccomp_release(ctx);
-        return rb_err_set(err, "memfd_create: %s", strerror(errno));
-    }
-    rc = seccomp_export_bpf(ctx, fd);
+    rc = sandbox_seccomp_export(ctx, &plan->bpf, &plan->bpf_len, err);
     seccomp_release(ctx);
+    return rc;
+}
+
+int sandbox_seccomp_export(void *ctx, struct sock_filter **bpf, unsigned short *len, rb_err *err)
+{
+    *bpf = NULL;
+    *len = 0;
+    int fd = memfd_create("rebound-seccomp", MFD_CLOEXEC);
+    if (fd < 0) return rb_err_set(err, "memfd_create: %s", strerror(errno));
+    int rc = seccomp_export_bpf(ctx, fd);
     off_t size = rc == 0 ? lseek(fd, 0, SEEK_END) : -1;
     if (size <= 0 || size % sizeof(struct sock_filter) != 0) {
         close(fd);
         return rb_err_set(err, "seccomp_export_bpf: %s", rc ? strerror(-rc) : "empty program");
     }
-    plan->bpf = malloc((size_t)size);
-    if (!plan->bpf || pread(fd, plan->bpf, (size_t)size, 0) != size) {
+    *bpf = malloc((size_t)size);
+    if (!*bpf || pread(fd, *bpf, (size_t)size, 0) != size) {
         close(fd);
-        free(plan->bpf);
-        plan->bpf = NULL;
+        free(*bpf);
+        *bpf = NULL;
         return rb_err_set(err, "seccomp: cannot read the exported program");
     }
     close(fd);
-    plan->bpf_len = (unsigned short)(size / sizeof(struct sock_filter));
+    *len = (unsigned short)(size / sizeof(struct sock_filter));
+    return 0;
+}
+
+int sandbox_seccomp_install(const struct sock_filter *bpf, unsigned short len, rb_err *err)
+{
+    struct sock_fprog prog = {.len = len, .filter = (struct sock_filter *)bpf};
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
+        return rb_err_set(err, "seccomp(SECCOMP_SET_MODE_FILTER): %s", strerror(errno));
     return 0;
 }
 
 int sandbox_seccomp_apply(const sandbox_plan *plan, rb_err *err)
 {
     if (!plan->bpf) return rb_err_set(err, "seccomp: %s", plan->seccomp_error);
-    struct sock_fprog prog = {.len = plan->bpf_len, .filter = plan->bpf};
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
-        return rb_err_set(err, "seccomp(SECCOMP_SET_MODE_FILTER): %s", strerror(errno));
-    return 0;
+    return sandbox_seccomp_install(plan->bpf, plan->bpf_len, err);
 }

@@ -37,11 +37,10 @@ int sandbox_spare_reset(const sandbox_plan *plan, rb_err *err)
         if (sched_setscheduler(0, SCHED_OTHER, &none) != 0)
             return rb_err_set(err, "sched_setscheduler(SCHED_OTHER): %s", strerror(errno));
     }
-    if (plan->pin) {
-        if (sandbox_cpu_pin(plan, err) != 0) return -1;
-    } else if (plan->have_cpus && sched_setaffinity(0, sizeof plan->cpus, &plan->cpus) != 0) {
+    /* Pinned (sandbox_cpu.c), no job can have moved it: every job is
+     * refused sched_setaffinity. */
+    if (!plan->pin && plan->have_cpus && sched_setaffinity(0, sizeof plan->cpus, &plan->cpus) != 0)
         return rb_err_set(err, "sched_setaffinity: %s", strerror(errno));
-    }
     if (syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, IOPRIO_DEFAULT) != 0)
         return rb_err_set(err, "ioprio_set: %s", strerror(errno));
     return 0;

@@ -202,10 +202,21 @@ static void compile_files(const tr_state *st, const msgpack_object *files)
     if (st->cfg.native) sandbox_user_fs(&st->plan, false);
 }
 
+/* Whether children's directories are made (and removed) here, on the
+ * host: not when each child has a /tmp of its own, where sandbox_mount.c
+ * makes its directory, and which goes with the child. */
+static bool dirs_on_host(const tr_state *st)
+{
+    return !(st->cfg.native && st->plan.mountns);
+}
+
+static void remove_child_dir(const tr_state *st, const char *path)
+{
+    if (dirs_on_host(st)) tmpdir_remove(path);
+}
+
 static int try_child_dir(tr_state *st, const char *path, rb_err *err)
 {
-    /* With a mount namespace, the child makes it in its own /tmp. */
-    if (st->cfg.native && st->plan.mountns) return 0;
     if (st->cfg.native) return sandbox_make_tmpdir(&st->plan, path, err);
     if (mkdir(path, 0700) != 0) return rb_err_set(err, "mkdir %s: %s", path, strerror(errno));
     return 0;
@@ -244,11 +255,11 @@ static int free_claim(const zchild *claimed)
     return -1;
 }
 
-static void end_child(zchild *c)
+static void end_child(const tr_state *st, zchild *c)
 {
     if (c->pid > 0) kill_group(c->pid);
     end_init(c);
-    tmpdir_remove(c->tmpdir);
+    remove_child_dir(st, c->tmpdir);
 }
 
 /* Read what the pool sent: "taken" moves the spare to the claimed children
@@ -271,9 +282,9 @@ static void take_messages(const tr_state *st, int zctl, zchild *spare, zchild *c
     }
     if (n == 0 || (n < 0 && errno != EAGAIN)) {
         /* The pool is gone (or replacing us): take the children along. */
-        end_child(spare);
+        end_child(st, spare);
         for (int i = 0; i < MAX_CLAIMED; i++)
-            end_child(&claimed[i]);
+            end_child(st, &claimed[i]);
         _exit(0);
     }
 }
@@ -331,11 +342,11 @@ void zygote_run(tr_state *st, int slot, int zctl)
         if (spare.pid == 0 && free_claim(claimed) >= 0) {
             rb_err err = {{0}};
             tmpdir_path(spare.tmpdir, sizeof spare.tmpdir, getpid(), seq++);
-            if (make_child_dir(st, spare.tmpdir, &err) != 0) {
+            if (dirs_on_host(st) && make_child_dir(st, spare.tmpdir, &err) != 0) {
                 tr_log("slot %d: %s", slot, err.msg);
                 _exit(1);
             }
-            if (!(st->cfg.native && st->plan.mountns) &&
+            if (dirs_on_host(st) &&
                 caches_seed_job(&st->caches, spare.tmpdir, st->cfg.native && st->plan.switch_user,
                                 st->plan.uid, st->plan.gid) != 0)
                 tr_log("slot %d: matplotlib's cache link in %s: %s", slot, spare.tmpdir,
@@ -343,7 +354,7 @@ void zygote_run(tr_state *st, int slot, int zctl)
             spare.pid = spawn_child(st, slot, zctl, sigfd, &spare);
             if (spare.pid < 0) {
                 tr_log("slot %d: fork: %s", slot, strerror(errno));
-                tmpdir_remove(spare.tmpdir);
+                remove_child_dir(st, spare.tmpdir);
                 spare.pid = 0;
                 /* The pool replaces a zygote whose child does not appear. */
                 if (++failures > 50) _exit(1);
@@ -376,7 +387,7 @@ void zygote_run(tr_state *st, int slot, int zctl)
                 kill_group(pid);
                 end_init(c);
                 send_msg(zctl, CTL_EXIT, pid, status, NULL, 0);
-                tmpdir_remove(c->tmpdir);
+                remove_child_dir(st, c->tmpdir);
                 c->pid = 0;
             }
         }
