@@ -101,10 +101,21 @@ static int login(rb_amqp *a, const rb_amqp_params *p, rb_err *err)
     return 0;
 }
 
+void rb_amqp_suspects_queue(const char *queue, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s.suspects", queue);
+}
+
+uint32_t rb_amqp_suspects_waiting(const rb_amqp *a)
+{
+    return a->suspects_waiting;
+}
+
 static int declare(rb_amqp *a, const rb_amqp_params *p, rb_err *err)
 {
-    char dead[300];
+    char dead[300], suspects[300];
     snprintf(dead, sizeof dead, "%s.dead", p->queue);
+    rb_amqp_suspects_queue(p->queue, suspects, sizeof suspects);
 
     amqp_queue_declare(a->conn, 1, amqp_cstring_bytes(dead), 0, 1, 0, 0, amqp_empty_table);
     if (check_rpc(a, "declaring the dead-letter queue", err) < 0) return -1;
@@ -127,7 +138,13 @@ static int declare(rb_amqp *a, const rb_amqp_params *p, rb_err *err)
     }
     amqp_table_t table = {n, args};
     amqp_queue_declare(a->conn, 1, amqp_cstring_bytes(p->queue), 0, 1, 0, 0, table);
-    return check_rpc(a, "declaring the job queue", err);
+    if (check_rpc(a, "declaring the job queue", err) < 0) return -1;
+    /* Same arguments: a suspect is dead-lettered where any job would be. */
+    amqp_queue_declare_ok_t *ok =
+        amqp_queue_declare(a->conn, 1, amqp_cstring_bytes(suspects), 0, 1, 0, 0, table);
+    if (check_rpc(a, "declaring the quarantine queue", err) < 0) return -1;
+    a->suspects_waiting = ok ? ok->message_count : 0;
+    return 0;
 }
 
 static int consume(rb_amqp *a, const rb_amqp_params *p, rb_err *err)
@@ -138,8 +155,11 @@ static int consume(rb_amqp *a, const rb_amqp_params *p, rb_err *err)
     if (check_rpc(a, "confirm.select", err) < 0) return -1;
     a->next_seq = 1;
     if (!p->consume) return 0;
-    amqp_basic_consume_ok_t *ok = amqp_basic_consume(a->conn, 1, amqp_cstring_bytes(p->queue),
-                                                     amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+    char suspects[300];
+    rb_amqp_suspects_queue(p->queue, suspects, sizeof suspects);
+    amqp_basic_consume_ok_t *ok =
+        amqp_basic_consume(a->conn, 1, amqp_cstring_bytes(p->quarantine ? suspects : p->queue),
+                           amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
     if (check_rpc(a, "basic.consume", err) < 0) return -1;
     snprintf(a->consumer_tag, sizeof a->consumer_tag, "%.*s", (int)ok->consumer_tag.len,
              (const char *)ok->consumer_tag.bytes);
@@ -262,20 +282,6 @@ bool rb_amqp_write_room(const rb_amqp *a, size_t len)
     /* The kernel reports twice what it counts as payload room. */
     long room = (long)a->sndbuf / 2 - queued;
     return room > 0 && (size_t)room >= len + 1024; /* + the frames' headers */
-}
-
-int rb_amqp_resume(rb_amqp *a, const char *queue, rb_err *err)
-{
-    if (a->consumer_tag[0]) return 0; /* consuming already */
-    snprintf(a->consumer_tag, sizeof a->consumer_tag, "rebound.resumed.%llu",
-             (unsigned long long)++a->resumes);
-    amqp_basic_consume_t req;
-    memset(&req, 0, sizeof req);
-    req.queue = amqp_cstring_bytes(queue);
-    req.consumer_tag = amqp_cstring_bytes(a->consumer_tag);
-    req.arguments = amqp_empty_table;
-    return sent(amqp_send_method(a->conn, 1, AMQP_BASIC_CONSUME_METHOD, &req), "basic.consume",
-                err);
 }
 
 int rb_amqp_ack(rb_amqp *a, uint64_t tag, rb_err *err)

@@ -8,10 +8,12 @@
  * rb_amqp_max_sleep_ms; rb_amqp_next never waits (a zero timeout).
  *
  * Setup: login advertising consumer_cancel_notify, channel 1, the dead
- * letter queue <queue>.dead and the job queue (durable, x-queue-type,
- * dead-lettering to <queue>.dead through the default exchange, and for
- * quorum queues x-delivery-limit), basic.qos, confirm.select and (unless
- * told not to) basic.consume with manual acks.
+ * letter queue <queue>.dead, the job queue and its quarantine queue
+ * <queue>.suspects (both durable, x-queue-type, dead-lettering to
+ * <queue>.dead through the default exchange, and for quorum queues
+ * x-delivery-limit), basic.qos, confirm.select and (unless told not to)
+ * basic.consume with manual acks, on the job queue or, for the quarantine
+ * consumer, on <queue>.suspects.
  */
 #ifndef REBOUND_WORKER_AMQP_SESSION_H
 #define REBOUND_WORKER_AMQP_SESSION_H
@@ -38,6 +40,7 @@ typedef struct rb_amqp_params {
     int heartbeat_s;
     const char *connection_name; /* shown by the broker */
     bool consume;                /* false: publish only (reconnect while draining) */
+    bool quarantine;             /* consume <queue>.suspects instead of queue */
     int setup_timeout_ms;        /* bounds connect, login and each setup RPC */
     size_t max_body;             /* larger delivery bodies are not stored */
 } rb_amqp_params;
@@ -134,9 +137,12 @@ int rb_amqp_publish(rb_amqp *a, const rb_amqp_pub *pub, uint64_t *seq, rb_err *e
  * broker is not reading (flow control). */
 bool rb_amqp_write_room(const rb_amqp *a, size_t len);
 
-/* basic.consume on queue again after rb_amqp_cancel, without waiting for
- * its answer (the read loop skips it). 0 or -1 with err set. */
-int rb_amqp_resume(rb_amqp *a, const char *queue, rb_err *err);
+/* The quarantine queue of queue: "<queue>.suspects" (admit.c). */
+void rb_amqp_suspects_queue(const char *queue, char *out, size_t cap);
+
+/* Jobs that were waiting in <queue>.suspects when the connection was set
+ * up (queue.declare-ok's count of ready messages). */
+uint32_t rb_amqp_suspects_waiting(const rb_amqp *a);
 
 /* basic.ack / basic.reject (requeue as given). 0 or -1 with err set. */
 int rb_amqp_ack(rb_amqp *a, uint64_t tag, rb_err *err);
@@ -159,10 +165,10 @@ struct rb_amqp {
     amqp_connection_state_t conn;
     int fd;
     int heartbeat_s;
-    uint64_t next_seq;      /* of the next publish, from 1 after confirm.select */
-    char consumer_tag[256]; /* "" while not consuming (cancelled, or publish only) */
-    uint64_t resumes;       /* consumers started again (rb_amqp_resume) */
-    int sndbuf;             /* SO_SNDBUF, as the kernel reports it */
+    uint64_t next_seq;         /* of the next publish, from 1 after confirm.select */
+    char consumer_tag[256];    /* "" while not consuming (cancelled, or publish only) */
+    uint32_t suspects_waiting; /* ready in <queue>.suspects at setup */
+    int sndbuf;                /* SO_SNDBUF, as the kernel reports it */
     size_t max_body;
     rb_amqp_rd_state rd_state; /* of the delivery being assembled */
     bool rd_discard;           /* content to read and drop */

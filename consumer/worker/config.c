@@ -73,7 +73,7 @@ static const opt opts[] = {
      K_STR, OFF(tls_cert), 0, 0, NULL},
     {"tls-key", "REBOUND_TLS_KEY", "FILE", "", "client key for amqps://",
      K_STR, OFF(tls_key), 0, 0, NULL},
-    {"queue", "REBOUND_QUEUE", "NAME", "rebound.jobs", "job queue (rejected jobs go to NAME.dead)",
+    {"queue", "REBOUND_QUEUE", "NAME", "rebound.jobs", "job queue (rejected jobs go to NAME.dead; suspects run from NAME.suspects)",
      K_STR, OFF(queue), 0, 0, NULL},
     {"queue-type", "REBOUND_QUEUE_TYPE", "classic|quorum", "quorum", "type of the job queue",
      K_SPECIAL, 0, 0, 0, set_queue_type},

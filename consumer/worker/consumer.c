@@ -25,6 +25,8 @@
 #define SETUP_TIMEOUT_MS 5000
 #define EVENTS_PER_TURN 256
 #define MAX_SLEEP_MS 1000
+/* The quarantine consumer exits after this long without a suspect. */
+#define QUARANTINE_IDLE_MS 3000
 
 /* ---- signals: a self-pipe, read by the loop ------------------------------ */
 
@@ -65,7 +67,6 @@ void rb_consumer_lost(rb_consumer *c, const char *reason, bool graceful)
     /* Unconfirmed results may or may not have reached the broker: publish
      * them again on the next connection. */
     rb_outbox_requeue_pending(&c->outbox);
-    rb_admit_connection_lost(c);
     c->blocked = false; /* a new connection is told again */
     c->wait_writable = false;
     char why[400];
@@ -102,6 +103,7 @@ static void try_connect(rb_consumer *c)
         .heartbeat_s = cfg->amqp_heartbeat_s,
         .connection_name = c->id,
         .consume = !c->draining,
+        .quarantine = cfg->quarantine,
         .setup_timeout_ms = SETUP_TIMEOUT_MS,
         .max_body = cfg->max_job_bytes,
     };
@@ -125,17 +127,23 @@ static void try_connect(rb_consumer *c)
     rb_info("connected to %s; %s queue '%s', prefetch %d%s; %zu held results to publish", shown,
             rb_queue_type_name(cfg->queue_type), cfg->queue, cfg->prefetch,
             c->draining ? " (draining: not consuming)" : "", c->outbox.nheld);
+    c->last_activity_ms = c->connected_at_ms;
+    /* Suspects left by a consumer that died before its quarantine
+     * consumer ran them (on any host): run them here. */
+    uint32_t waiting = rb_amqp_suspects_waiting(c->amqp);
+    if (waiting > 0 && !cfg->quarantine) {
+        rb_info("%u jobs wait in quarantine: asking for the quarantine consumer", waiting);
+        rb_admit_want_quarantine(c);
+    }
     if (c->hb) rb_heartbeat_beat_now(c->hb);
 }
 
 /* ---- shutdown -------------------------------------------------------------- */
 
-static void start_drain(rb_consumer *c, int sig)
+static void begin_drain(rb_consumer *c)
 {
     c->draining = true;
     c->drain_deadline_ms = rb_mono_ms() + c->cfg->drain_ms;
-    rb_info("%s: warm shutdown: finishing %zu jobs in flight (up to %d ms)", rb_sig_name(sig).s,
-            c->njobs, c->cfg->drain_ms);
     if (c->amqp) {
         rb_err err = {{0}};
         if (rb_amqp_cancel(c->amqp, &err) < 0)
@@ -144,6 +152,27 @@ static void start_drain(rb_consumer *c, int sig)
             c->cancel_sent = true;
     }
     if (c->hb) rb_heartbeat_beat_now(c->hb);
+}
+
+static void start_drain(rb_consumer *c, int sig)
+{
+    rb_info("%s: warm shutdown: finishing %zu jobs in flight (up to %d ms)", rb_sig_name(sig).s,
+            c->njobs, c->cfg->drain_ms);
+    begin_drain(c);
+}
+
+/* The quarantine consumer is started on demand (admit.c) and leaves when
+ * no suspect has come for a while. Returns the ms until it would, or -1. */
+static int quarantine_idle(rb_consumer *c, int64_t now)
+{
+    if (!c->cfg->quarantine || c->draining || !c->amqp || c->njobs > 0 ||
+        !rb_outbox_empty(&c->outbox))
+        return -1;
+    if (now - c->last_activity_ms < QUARANTINE_IDLE_MS)
+        return rb_ms_until(c->last_activity_ms + QUARANTINE_IDLE_MS, now);
+    rb_info("no suspect for %d ms: the quarantine consumer exits", QUARANTINE_IDLE_MS);
+    begin_drain(c);
+    return -1;
 }
 
 static void go_cold(rb_consumer *c, const char *why)
@@ -269,6 +298,7 @@ static int run_loop(rb_consumer *c)
             timeout = min_timeout(timeout, rb_ms_until(c->next_connect_ms, now));
         }
         if (c->draining) timeout = min_timeout(timeout, rb_ms_until(c->drain_deadline_ms, now));
+        timeout = min_timeout(timeout, quarantine_idle(c, now));
         if (retry_at >= 0) timeout = min_timeout(timeout, rb_ms_until(retry_at, now));
 
         if (poll(fds, (nfds_t)n, timeout) < 0 && errno != EINTR) {

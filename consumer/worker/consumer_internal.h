@@ -1,7 +1,7 @@
 /*
  * consumer_internal.h - the state of a consumer process, shared by
  * consumer.c (the loop, connection and shutdown), jobs.c (deliveries in,
- * results out), admit.c (which delivery runs when), settle.c (acks and
+ * results out), admit.c (which delivery runs where), settle.c (acks and
  * rejects) and consumer_hb.c (the heartbeat's view).
  */
 #ifndef REBOUND_WORKER_CONSUMER_INTERNAL_H
@@ -27,11 +27,6 @@ typedef struct rb_inflight {
     size_t correlation_id_len;
     char *job_id;
     bool redelivered;
-    int64_t deliveries; /* earlier deliveries (rb_admit_deliveries); > 0: a suspect, run alone */
-    bool started;       /* handed to the pool; else held, with: */
-    void *body;         /* the delivery's body, owned */
-    size_t len;
-    rb_job *job; /* decoded, owned */
 } rb_inflight;
 
 typedef struct rb_consumer {
@@ -70,9 +65,9 @@ typedef struct rb_consumer {
     uint64_t results_unroutable; /* returned by the broker: nobody to receive them */
     uint64_t jobs_crashed_unrun; /* answered crashed on their last delivery, not run */
     uint64_t redelivered;
-    bool paused;             /* not consuming while a suspect is held (admit.c) */
-    bool blocked;            /* the broker blocks our publishes (connection.blocked) */
-    bool wait_writable;      /* a result waits for room in the socket's buffer */
+    int64_t last_activity_ms; /* mono: last delivery or result (quarantine's idle exit) */
+    bool blocked;             /* the broker blocks our publishes (connection.blocked) */
+    bool wait_writable;       /* a result waits for room in the socket's buffer */
 } rb_consumer;
 
 /* settle.c: ack (RB_SETTLE_ACK) or dead-letter (RB_SETTLE_REJECT) a
@@ -83,14 +78,15 @@ void rb_settle_job(rb_consumer *c, rb_settle how, uint64_t tag, uint64_t generat
 void rb_settle_requeue(rb_consumer *c, uint64_t tag, uint64_t generation);
 void rb_settle_failed(rb_consumer *c, const rb_err *err);
 
-/* admit.c: deliveries held or handed to the pool; suspects run alone.
- * rb_admit_take takes over d's body and strings and job. */
+/* admit.c: a delivery handed to the pool, or, when it is a suspect and
+ * this is not the quarantine consumer, moved to <queue>.suspects.
+ * rb_admit_take takes over d's body and strings, and frees job. */
 int64_t rb_admit_deliveries(const rb_amqp_delivery *d);
 void rb_admit_take(rb_consumer *c, rb_amqp_delivery *d, rb_job *job);
-void rb_admit_schedule(rb_consumer *c); /* after a job ended */
 void rb_admit_remove(rb_consumer *c, size_t i);
-void rb_admit_connection_lost(rb_consumer *c);
 void rb_admit_free(rb_consumer *c);
+/* Ask the supervisor for the quarantine consumer (no-op in it). */
+void rb_admit_want_quarantine(rb_consumer *c);
 
 /* jobs.c */
 void rb_jobs_on_delivery(rb_consumer *c, rb_amqp_delivery *d);

@@ -121,6 +121,7 @@ static bool last_chance(rb_consumer *c, const rb_amqp_delivery *d, const rb_job 
 
 void rb_jobs_on_delivery(rb_consumer *c, rb_amqp_delivery *d)
 {
+    c->last_activity_ms = rb_mono_ms();
     if (d->redelivered) c->redelivered++;
     char why[600];
     if (d->content_type && strcmp(d->content_type, "application/msgpack") != 0) {
@@ -149,6 +150,9 @@ void rb_jobs_on_delivery(rb_consumer *c, rb_amqp_delivery *d)
         rb_job_free(job);
         return;
     }
+    rb_debug("job %s: delivery %llu, x-delivery-count %lld, x-rebound-deliveries %lld%s", job->id,
+             (unsigned long long)d->tag, (long long)d->delivery_count,
+             (long long)d->earlier_deliveries, d->redelivered ? ", redelivered" : "");
     if (last_chance(c, d, job)) {
         rb_job_free(job);
         return;
@@ -237,8 +241,7 @@ static void result_in(rb_consumer *c, rb_pool_result *res)
 void rb_jobs_on_result(rb_consumer *c, rb_pool_result *res)
 {
     result_in(c, res);
-    /* A slot is free: a held job may start (admit.c decides which). */
-    rb_admit_schedule(c);
+    c->last_activity_ms = rb_mono_ms();
 }
 
 static void on_acked(void *ctx, rb_outmsg *m)

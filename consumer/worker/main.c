@@ -32,6 +32,12 @@ int main(int argc, char **argv)
         if (cfg.uid_base > 0) cfg.uid_base += (int64_t)(index - 1) * cfg.slots;
         /* And CPUs of their own (a CPU per slot, round the CPUs). */
         cfg.slot_offset = (index - 1) * cfg.slots;
+        if (index > cfg.consumers) {
+            /* The quarantine consumer: suspects, one at a time (admit.c). */
+            cfg.quarantine = true;
+            cfg.slots = 1;
+            cfg.prefetch = 1;
+        }
         char id[160];
         rb_consumer_id(&cfg, index, id, sizeof id);
         rc = rb_consumer_run(&cfg, id);

@@ -1,4 +1,13 @@
-/* supervisor.c - fork, watch and restart the consumer processes. */
+/*
+ * supervisor.c - fork, watch and restart the consumer processes, and start
+ * the quarantine consumer (admit.c) when a consumer asks for it.
+ *
+ * The quarantine consumer is kid number cfg->consumers (after the others):
+ * started on SIGUSR1, restarted when it dies (a suspect killed it: more
+ * suspects may wait), not restarted when it exits cleanly after idling,
+ * unless a request came during its life (it may have been leaving when the
+ * request's suspect arrived).
+ */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -27,12 +36,13 @@ typedef struct child {
     rb_backoff restart;    /* RESTART_MIN_MS, doubling up to RESTART_MAX_MS */
     int beat_fd;           /* read end of its watchdog pipe, -1: none */
     int64_t beat_ms;       /* its last beat; 0: not heard yet (starting) */
+    int64_t wanted_ms;     /* quarantine: the last request for it (mono), 0: none */
 } child;
 
 typedef struct sup {
     const rb_worker_config *cfg;
     child *kids;
-    int n;
+    int n;           /* the consumers, and the quarantine consumer: kids[n - 1] */
     rb_selfpipe sig; /* handled[] */
     pid_t self;
     bool stopping;
@@ -41,15 +51,37 @@ typedef struct sup {
     int rc;
 } sup;
 
-static const int handled[] = {SIGTERM, SIGINT, SIGQUIT, SIGCHLD};
+static const int handled[] = {SIGTERM, SIGINT, SIGQUIT, SIGCHLD, SIGUSR1};
 #define NHANDLED (sizeof handled / sizeof handled[0])
 
 void rb_consumer_id(const rb_worker_config *cfg, int n, char *out, size_t cap)
 {
-    if (cfg->consumers > 1)
+    if (n > cfg->consumers)
+        snprintf(out, cap, "%s.quarantine", cfg->worker_id);
+    else if (cfg->consumers > 1)
         snprintf(out, cap, "%s.%d", cfg->worker_id, n);
     else
         snprintf(out, cap, "%s", cfg->worker_id);
+}
+
+static bool is_quarantine(const sup *s, int i)
+{
+    return i == s->n - 1;
+}
+
+/* "consumer 2", "quarantine consumer": for log lines. */
+typedef struct kid_label {
+    char s[32];
+} kid_label;
+
+static kid_label kid_name(const sup *s, int i)
+{
+    kid_label t;
+    if (is_quarantine(s, i))
+        snprintf(t.s, sizeof t.s, "quarantine consumer");
+    else
+        snprintf(t.s, sizeof t.s, "consumer %d", i + 1);
+    return t;
 }
 
 /* Fork consumer i. Returns 1 in the child, 0 in the parent. */
@@ -58,7 +90,7 @@ static int spawn(sup *s, int i)
     child *k = &s->kids[i];
     int beat[2] = {-1, -1};
     if (s->cfg->watchdog_ms > 0 && rb_watchdog_pipe(beat) != 0)
-        rb_warn("consumer %d: no watchdog pipe: %s", i + 1, strerror(errno));
+        rb_warn("%s: no watchdog pipe: %s", kid_name(s, i).s, strerror(errno));
     sigset_t all, old;
     sigfillset(&all);
     /* No handler may run in the child before it has reset them: it would
@@ -94,19 +126,19 @@ static int spawn(sup *s, int i)
         /* Retried after the wait a death would cost, without growing it. */
         int wait = (int)rb_backoff_peek(&k->restart);
         k->restart_at_ms = rb_mono_ms() + wait;
-        rb_error("consumer %d: fork: %s; retrying in %d ms", i + 1, strerror(errno), wait);
+        rb_error("%s: fork: %s; retrying in %d ms", kid_name(s, i).s, strerror(errno), wait);
         return 0;
     }
     k->pid = pid;
     k->started_ms = rb_mono_ms();
-    rb_info("consumer %d started (pid %ld)", i + 1, (long)pid);
+    rb_info("%s started (pid %ld)", kid_name(s, i).s, (long)pid);
     return 0;
 }
 
 /* Beats heard, and consumers that have gone silent killed (they are then
  * reaped and restarted as after any death). Returns the poll timeout,
  * shortened to the next watchdog deadline. */
-#define MAX_WATCHED 256
+#define MAX_WATCHED 257 /* --consumers at most 256, and the quarantine consumer */
 static int watch(sup *s, int64_t now, int timeout)
 {
     int64_t bound = s->cfg->watchdog_ms;
@@ -116,7 +148,7 @@ static int watch(sup *s, int64_t now, int timeout)
         if (rb_watchdog_heard(k->beat_fd)) k->beat_ms = now;
         if (k->beat_ms == 0) continue; /* still starting: its pool may take a while */
         if (now - k->beat_ms >= bound) {
-            rb_warn("consumer %d (pid %ld) stalled: no beat for %lld ms; killing it", i + 1,
+            rb_warn("%s (pid %ld) stalled: no beat for %lld ms; killing it", kid_name(s, i).s,
                     (long)k->pid, (long long)(now - k->beat_ms));
             kill(k->pid, SIGKILL);
             k->beat_ms = 0;
@@ -151,13 +183,13 @@ static void reap(sup *s)
         rb_wait_text(status, RB_SIG_NAMED, how, sizeof how);
         bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
         if (s->stopping) {
-            rb_log(clean ? RB_LOG_INFO : RB_LOG_WARN, "consumer %d (pid %ld) %s", i + 1, (long)pid,
-                   how);
+            rb_log(clean ? RB_LOG_INFO : RB_LOG_WARN, "%s (pid %ld) %s", kid_name(s, i).s,
+                   (long)pid, how);
             if (!clean && !s->cold) s->rc = 1;
             continue;
         }
         if (WIFEXITED(status) && WEXITSTATUS(status) == RB_CONSUMER_EXIT_FATAL) {
-            rb_error("consumer %d (pid %ld) cannot run (see above); stopping the others", i + 1,
+            rb_error("%s (pid %ld) cannot run (see above); stopping the others", kid_name(s, i).s,
                      (long)pid);
             s->rc = 1;
             s->stopping = true;
@@ -166,11 +198,23 @@ static void reap(sup *s)
             continue;
         }
         int64_t now = rb_mono_ms();
+        if (is_quarantine(s, i) && clean) {
+            /* It idled out. A request during its life may have come as it
+             * was leaving: then once more. */
+            if (k->wanted_ms >= k->started_ms) {
+                rb_info("%s (pid %ld) %s; starting it again: asked for meanwhile", kid_name(s, i).s,
+                        (long)pid, how);
+                k->restart_at_ms = now;
+            } else {
+                rb_info("%s (pid %ld) %s", kid_name(s, i).s, (long)pid, how);
+            }
+            continue;
+        }
         /* One that ran well for a while starts over at the shortest wait:
          * else a crash a day would end up waiting the longest each time. */
         if (now - k->started_ms >= s->cfg->restart_reset_ms) rb_backoff_reset(&k->restart);
         int wait = (int)rb_backoff_next(&k->restart);
-        rb_warn("consumer %d (pid %ld) %s; restarting in %d ms", i + 1, (long)pid, how, wait);
+        rb_warn("%s (pid %ld) %s; restarting in %d ms", kid_name(s, i).s, (long)pid, how, wait);
         k->restart_at_ms = now + wait;
     }
 }
@@ -192,11 +236,22 @@ static void on_stop_signal(sup *s, int sig)
     signal_all(s, SIGTERM);
 }
 
+/* A consumer has moved a suspect to quarantine (admit.c). */
+static void on_quarantine_wanted(sup *s)
+{
+    child *k = &s->kids[s->n - 1];
+    if (s->stopping) return;
+    k->wanted_ms = rb_mono_ms();
+    if (k->pid == 0 && k->restart_at_ms == 0) k->restart_at_ms = k->wanted_ms;
+}
+
 static void on_signal(void *ctx, int sig)
 {
     sup *s = ctx;
     if (sig == SIGCHLD)
         reap(s);
+    else if (sig == SIGUSR1)
+        on_quarantine_wanted(s);
     else
         on_stop_signal(s, sig);
 }
@@ -224,7 +279,7 @@ int rb_supervise(const rb_worker_config *cfg, int *consumer_index)
     sup s;
     memset(&s, 0, sizeof s);
     s.cfg = cfg;
-    s.n = cfg->consumers;
+    s.n = cfg->consumers + 1; /* and the quarantine consumer, on demand */
     s.self = getpid();
     s.kids = calloc((size_t)s.n, sizeof *s.kids);
     if (!s.kids || rb_selfpipe_open(&s.sig, handled, NHANDLED) < 0) {
@@ -235,12 +290,13 @@ int rb_supervise(const rb_worker_config *cfg, int *consumer_index)
     signal(SIGPIPE, SIG_IGN);
 
     rb_info("rebound-worker %s: %d consumer%s x %d slot%s, queue '%s', mode %s, code root %s",
-            REBOUND_VERSION, s.n, s.n > 1 ? "s" : "", cfg->slots, cfg->slots > 1 ? "s" : "",
-            cfg->queue, rb_mode_name(cfg->mode), cfg->code_root);
+            REBOUND_VERSION, cfg->consumers, cfg->consumers > 1 ? "s" : "", cfg->slots,
+            cfg->slots > 1 ? "s" : "", cfg->queue, rb_mode_name(cfg->mode), cfg->code_root);
     for (int i = 0; i < s.n; i++)
         s.kids[i].beat_fd = -1;
-    for (int i = 0; i < s.n; i++) {
+    for (int i = 0; i < s.n; i++)
         rb_backoff_init(&s.kids[i].restart, RESTART_MIN_MS, RESTART_MAX_MS, false);
+    for (int i = 0; i < cfg->consumers; i++) {
         if (spawn(&s, i)) {
             *consumer_index = i + 1;
             release(&s);

@@ -94,6 +94,7 @@ typedef struct rb_worker_config {
     bool allow_network;
     bool shared_cpus; /* no CPU per slot */
     bool sandbox_best_effort;
+    bool quarantine; /* this consumer runs <queue>.suspects, alone (set by main.c) */
 } rb_worker_config;
 
 typedef enum rb_config_result {

@@ -1,11 +1,13 @@
 """A job that kills its worker, on a quorum queue with a delivery limit:
 the broker redelivers it after each death; on the last delivery the limit
 allows, the worker does not run it again but answers `crashed`, saying why,
-and the job goes to the dead-letter queue. Its sender hears, once.
+and the job goes to the dead-letter queue. Its sender hears, once. After
+its first death it is a suspect, and runs in the quarantine consumer.
 
 Internal mode: only there can a job reach its consumer (in native mode it
 runs as another user, in its own namespaces)."""
 import os
+import re
 import sys
 import unittest
 
@@ -35,7 +37,7 @@ class PoisonAnswered(unittest.TestCase):
     def test_the_poison_job_is_answered_crashed_on_its_last_delivery(self):
         queue = unique_queue("poison")
         w = Worker(queue, mode="internal", slots=1, args=["--delivery-limit", "2"])
-        self.addCleanup(delete_queues, queue, queue + ".dead")
+        self.addCleanup(delete_queues, queue, queue + ".dead", queue + ".suspects")
         self.addCleanup(w.cleanup)
         with open(os.path.join(w.code_root, "poison.py"), "w") as f:
             f.write(POISON_PY)
@@ -48,8 +50,15 @@ class PoisonAnswered(unittest.TestCase):
         self.assertEqual(r["status"], "crashed", r)
         self.assertEqual(r["id"], "poison-1")
         self.assertIn("delivered 3 times", r["error"]["message"])
-        # Killed twice (deliveries 1 and 2), answered on the third.
-        self.assertEqual(w.text().count("consumer 1 (pid"), 2, w.tail())
+        # Killed twice, answered on the third delivery: first its consumer,
+        # then, moved to quarantine as a suspect, the quarantine consumer.
+        text = w.text()
+        self.assertEqual(len(re.findall(r"\bconsumer 1 \(pid \d+\) killed by signal 9", text)),
+                         1, w.tail())
+        self.assertEqual(len(re.findall(r"quarantine consumer \(pid \d+\) killed by signal 9",
+                                        text)), 1, w.tail())
+        self.assertIn("job poison-1: delivered 1 times before, its worker dying each time: "
+                      "moved to '%s.suspects' to run alone" % queue, text)
         # It is dead-lettered as the broker would have done.
         _, body = get_one(queue + ".dead", timeout=30)
         self.assertIn(b"poison-1", body)

@@ -402,6 +402,9 @@ def unacked_on_connections(worker_id):
 
 
 def delete_queues(*names):
+    """Delete each queue, and each one's quarantine queue (<name>.suspects),
+    which every consumer declares beside its job queue."""
+    names = list(names) + [n + ".suspects" for n in names if not n.endswith((".dead", ".suspects"))]
     try:
         conn = connect()
     except Exception:
