@@ -143,6 +143,39 @@ const char *rb_status_name(rb_status st);
  * (one msgpack map each, concatenated) from the trampoline child, so they
  * are copied verbatim into the `results` array.
  */
+/*
+ * What a job cost (README, "Per-job accounting"). Measured in the child,
+ * from the moment it has the job until it reports its last call, with
+ * getrusage (the child itself and the processes it waited for); for a job
+ * whose child crashed, by its zygote from wait4 of the child (which then
+ * includes the child's setup since its fork, and has no wall time).
+ * Zeroed: nothing measured (a job that hit its wall limit, say).
+ */
+typedef struct rb_usage {
+    bool has_cpu;       /* cpu_ms and max_rss_kb were measured */
+    double cpu_ms;      /* user + system */
+    int64_t max_rss_kb; /* peak resident memory of one of those processes */
+    bool has_wall;
+    double wall_ms; /* the job's own run, in the child */
+} rb_usage;
+
+/* How a crashed job's child ended (from its wait status). */
+typedef struct rb_exit_info {
+    bool known;
+    int code;   /* its exit status, when signal is 0 */
+    int signal; /* the signal that killed it, or 0 */
+    bool core;  /* and it dumped core */
+} rb_exit_info;
+
+/* ---- trace context (trace.c) --------------------------------------------- */
+
+/* "00-<trace id>-<parent id>-<flags>": 55 characters. */
+#define RB_TRACEPARENT_LEN 55
+
+/* Whether s (len bytes, no terminator needed) is a version-00 W3C
+ * traceparent: lower-case hex fields, neither id all zeros. */
+bool rb_traceparent_valid(const char *s, size_t len);
+
 typedef struct rb_result {
     const char *id; /* NULL packs as nil */
     rb_status status;
@@ -154,6 +187,8 @@ typedef struct rb_result {
     const void *call_results;  /* ncalls packed maps back to back, or NULL */
     size_t call_results_len;
     size_t ncalls;
+    rb_usage usage;    /* cpu_ms, max_rss_kb, wall_ms keys for the fields measured */
+    rb_exit_info exit; /* an `exit` map when known */
 } rb_result;
 
 /* Pack r into sbuf (appending). Returns 0, or -1 on allocation failure (sbuf

@@ -39,13 +39,45 @@ static int pack_error_map(msgpack_packer *pk, const char *type, const char *mess
     return rc ? -1 : 0;
 }
 
+/* cpu_ms, max_rss_kb, wall_ms (those measured) and exit (when known). */
+static int pack_usage(msgpack_packer *pk, const rb_usage *u, const rb_exit_info *e)
+{
+    int rc = 0;
+    if (u->has_cpu) {
+        rc |= rb_pack_key(pk, "cpu_ms");
+        rc |= msgpack_pack_double(pk, u->cpu_ms);
+        rc |= rb_pack_key(pk, "max_rss_kb");
+        rc |= msgpack_pack_int64(pk, u->max_rss_kb);
+    }
+    if (u->has_wall) {
+        rc |= rb_pack_key(pk, "wall_ms");
+        rc |= msgpack_pack_double(pk, u->wall_ms);
+    }
+    if (e->known) {
+        rc |= rb_pack_key(pk, "exit");
+        if (e->signal) {
+            rc |= msgpack_pack_map(pk, 2);
+            rc |= rb_pack_key(pk, "signal");
+            rc |= msgpack_pack_int(pk, e->signal);
+            rc |= rb_pack_key(pk, "core");
+            rc |= e->core ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        } else {
+            rc |= msgpack_pack_map(pk, 1);
+            rc |= rb_pack_key(pk, "code");
+            rc |= msgpack_pack_int(pk, e->code);
+        }
+    }
+    return rc;
+}
+
 int rb_result_pack(const rb_result *r, msgpack_sbuffer *sbuf)
 {
     size_t start = sbuf->size;
     msgpack_packer pk;
     msgpack_packer_init(&pk, sbuf, msgpack_sbuffer_write);
 
-    size_t nkeys = 6 + (r->error_type ? 1 : 0) + (r->redelivered ? 1 : 0);
+    size_t nkeys = 6 + (r->error_type ? 1 : 0) + (r->redelivered ? 1 : 0) +
+                   (r->usage.has_cpu ? 2 : 0) + r->usage.has_wall + r->exit.known;
     int rc = msgpack_pack_map(&pk, nkeys);
     rc |= rb_pack_key(&pk, "v");
     rc |= msgpack_pack_int(&pk, RB_PROTO_VERSION);
@@ -68,6 +100,7 @@ int rb_result_pack(const rb_result *r, msgpack_sbuffer *sbuf)
         rc |= rb_pack_key(&pk, "redelivered");
         rc |= msgpack_pack_true(&pk);
     }
+    rc |= pack_usage(&pk, &r->usage, &r->exit);
     if (rc) {
         sbuf->size = start; /* no half-written message left behind */
         return -1;

@@ -14,10 +14,12 @@
  *                    spawned {slot, pid} | spawn_failed {slot, err}
  *   pool -> zygote   taken {pid}                     the spare got a job: fork the next
  *   zygote -> pool   child {pid}                     + fds: job (w), result (r), capture (r)
- *                    exit {pid, status}              raw wait status of that child
+ *                    exit {pid, status, cpu_us, rss_kb}  raw wait status of that
+ *                                                    child, and its wait4 rusage
  *   child -> pool    (on its result pipe, as stream frames)
  *                    ready {pid, sandbox} | setup_failed {err}
- *                    call {present, val, args?, error?, ms} ... done {}
+ *                    call {present, val, args?, error?, ms} ...
+ *                    done {cpu_us, rss_kb, wall_us}  what the job cost (child.c)
  *                    refused {err}   the job's state could not be set right
  *                                    (sandbox_spare.c): it did not run
  */

@@ -66,6 +66,7 @@ void rb_hb_fields_make(rb_hb_fields *f, const rb_hb_info *info, int64_t beat_ms)
     add_u64(&b, "results_unroutable", info->results_unroutable);
     add_i64(&b, "last_job_ms", info->last_job_ms);
     add_double(&b, "avg_run_ms", info->avg_run_ms);
+    add_double(&b, "cpu_ms_total", info->cpu_ms_total);
     add_u64(&b, "rss_kb", info->rss_kb);
     add_str(&b, "preload_failed", info->preload_failed);
     add_str(&b, "sandbox", info->sandbox);

@@ -45,8 +45,9 @@ typedef struct rb_hb_info {
     uint64_t jobs_ok, jobs_error, jobs_timeout, jobs_crashed, jobs_rejected;
     uint64_t redelivered;
     uint64_t results_unroutable; /* returned by the broker: their sender was gone */
-    int64_t last_job_ms; /* 0: no job yet */
+    int64_t last_job_ms;         /* 0: no job yet */
     double avg_run_ms;
+    double cpu_ms_total; /* the jobs' cpu_ms, summed (results' per-job accounting) */
     uint64_t rss_kb;
     const char *preload_failed; /* comma list, may be "" */
     const char *sandbox;

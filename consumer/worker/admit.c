@@ -99,11 +99,12 @@ static void quarantine(rb_consumer *c, rb_amqp_delivery *d, const rb_job *job, i
     }
     if (!m) {
         rb_error("job %s: out of memory moving it to quarantine; returning it to the queue",
-                 job->id);
+                 rb_job_label_of(job->id, d->traceparent).s);
         rb_settle_requeue(c, d->tag, c->generation);
         return;
     }
-    m->job_id = strdup(job->id);
+    m->job_id = strdup(rb_job_label_of(job->id, d->traceparent).s);
+    snprintf(m->traceparent, sizeof m->traceparent, "%s", d->traceparent);
     m->mandatory = true;
     m->deliveries = deliveries;
     m->settle = RB_SETTLE_ACK;
@@ -112,7 +113,7 @@ static void quarantine(rb_consumer *c, rb_amqp_delivery *d, const rb_job *job, i
     rb_outbox_hold(&c->outbox, m);
     rb_info("job %s: delivered %lld times before, its worker dying each time: moved to '%s' to "
             "run alone",
-            job->id, (long long)deliveries, suspects);
+            rb_job_label_of(job->id, d->traceparent).s, (long long)deliveries, suspects);
     rb_admit_want_quarantine(c);
 }
 
@@ -127,7 +128,8 @@ void rb_admit_take(rb_consumer *c, rb_amqp_delivery *d, rb_job *job)
     rb_inflight *j = add_inflight(c);
     if (!j || !(j->job_id = strdup(job->id))) {
         if (j) c->njobs--;
-        rb_error("job %s: out of memory; returning it to the queue", job->id);
+        rb_error("job %s: out of memory; returning it to the queue",
+                 rb_job_label_of(job->id, d->traceparent).s);
         rb_settle_requeue(c, d->tag, c->generation);
         rb_job_free(job);
         return;
@@ -138,6 +140,7 @@ void rb_admit_take(rb_consumer *c, rb_amqp_delivery *d, rb_job *job)
     /* A suspect's copy is a fresh message in quarantine: its result still
      * tells the sender the job may have run before. */
     j->redelivered = d->redelivered || deliveries > 0;
+    snprintf(j->traceparent, sizeof j->traceparent, "%s", d->traceparent);
     j->reply_to = d->reply_to;
     d->reply_to = NULL;
     j->correlation_id = d->correlation_id;
@@ -146,14 +149,16 @@ void rb_admit_take(rb_consumer *c, rb_amqp_delivery *d, rb_job *job)
     int rc = rb_pool_submit(c->pool, j->pool_tag, d->body, d->len, job);
     rb_job_free(job);
     if (rc < 0) {
-        rb_error("job %s: out of memory submitting it; returning it to the queue", j->job_id);
+        rb_error("job %s: out of memory submitting it; returning it to the queue",
+                 rb_job_label_of(j->job_id, j->traceparent).s);
         rb_settle_requeue(c, j->delivery_tag, j->generation);
         rb_admit_remove(c, c->njobs - 1);
         return;
     }
     if (deliveries > 0)
         rb_info("job %s: delivered %lld times before, its worker dying each time: it runs alone",
-                j->job_id, (long long)deliveries);
+                rb_job_label_of(j->job_id, j->traceparent).s, (long long)deliveries);
     else
-        rb_debug("job %s started (delivery %llu)", j->job_id, (unsigned long long)j->delivery_tag);
+        rb_debug("job %s started (delivery %llu)", rb_job_label_of(j->job_id, j->traceparent).s,
+                 (unsigned long long)j->delivery_tag);
 }

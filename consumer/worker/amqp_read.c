@@ -93,6 +93,24 @@ static int64_t int_header(const amqp_basic_properties_t *p, const char *name)
     return -1;
 }
 
+/* The traceparent header into out, when it is a valid one (trace.c says
+ * why nothing else is passed on); else out is "". */
+static void traceparent_header(const amqp_basic_properties_t *p, char *out)
+{
+    out[0] = '\0';
+    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG)) return;
+    for (int i = 0; i < p->headers.num_entries; i++) {
+        const amqp_table_entry_t *e = &p->headers.entries[i];
+        if (e->key.len != 11 || memcmp(e->key.bytes, "traceparent", 11) != 0) continue;
+        if (e->value.kind != AMQP_FIELD_KIND_UTF8 && e->value.kind != AMQP_FIELD_KIND_BYTES) return;
+        amqp_bytes_t v = e->value.value.bytes;
+        if (!rb_traceparent_valid(v.bytes, v.len)) return;
+        memcpy(out, v.bytes, v.len);
+        out[v.len] = '\0';
+        return;
+    }
+}
+
 static rb_amqp_event_type on_header(rb_amqp *a, const amqp_frame_t *f, rb_amqp_event *ev)
 {
     if (a->rd_state != RB_RD_HEADER)
@@ -110,6 +128,7 @@ static rb_amqp_event_type on_header(rb_amqp *a, const amqp_frame_t *f, rb_amqp_e
     }
     d->delivery_count = int_header(p, "x-delivery-count");
     d->earlier_deliveries = int_header(p, RB_AMQP_DELIVERIES_HEADER);
+    traceparent_header(p, d->traceparent);
     uint64_t size = f->payload.properties.body_size;
     d->len = (size_t)size;
     d->oversize = size > a->max_body;

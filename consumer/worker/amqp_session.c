@@ -255,14 +255,22 @@ int rb_amqp_publish(rb_amqp *a, const rb_amqp_pub *pub, uint64_t *seq, rb_err *e
         props._flags |= AMQP_BASIC_REPLY_TO_FLAG;
         props.reply_to = amqp_cstring_bytes(pub->reply_to);
     }
-    amqp_table_entry_t header;
+    amqp_table_entry_t headers[2];
+    int n = 0;
     if (pub->deliveries > 0) {
-        header.key = amqp_cstring_bytes(RB_AMQP_DELIVERIES_HEADER);
-        header.value.kind = AMQP_FIELD_KIND_I64;
-        header.value.value.i64 = pub->deliveries;
+        headers[n].key = amqp_cstring_bytes(RB_AMQP_DELIVERIES_HEADER);
+        headers[n].value.kind = AMQP_FIELD_KIND_I64;
+        headers[n++].value.value.i64 = pub->deliveries;
+    }
+    if (pub->traceparent && pub->traceparent[0]) {
+        headers[n].key = amqp_cstring_bytes("traceparent");
+        headers[n].value.kind = AMQP_FIELD_KIND_UTF8;
+        headers[n++].value.value.bytes = amqp_cstring_bytes(pub->traceparent);
+    }
+    if (n > 0) {
         props._flags |= AMQP_BASIC_HEADERS_FLAG;
-        props.headers.num_entries = 1;
-        props.headers.entries = &header;
+        props.headers.num_entries = n;
+        props.headers.entries = headers;
     }
     amqp_bytes_t b = {pub->len, (void *)pub->body};
     int rc =

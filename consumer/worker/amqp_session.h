@@ -61,6 +61,7 @@ typedef struct rb_amqp_delivery {
                                    -1 when absent */
     int64_t earlier_deliveries; /* RB_AMQP_DELIVERIES_HEADER: deliveries of the job before
                                    it was published again (admit.c); -1 when absent */
+    char traceparent[RB_TRACEPARENT_LEN + 1]; /* a valid W3C traceparent header, or "" */
 } rb_amqp_delivery;
 
 void rb_amqp_delivery_free(rb_amqp_delivery *d);
@@ -123,6 +124,7 @@ typedef struct rb_amqp_pub {
     size_t correlation_id_len;
     const char *reply_to; /* NULL: none */
     int64_t deliveries;
+    const char *traceparent; /* NULL or "": none */
     const void *body;
     size_t len;
     bool persistent; /* delivery_mode 2 */

@@ -59,6 +59,7 @@ typedef struct rb_outmsg {
     char *job_id;          /* for log lines; owned, may be NULL */
     char *reply_to;        /* a job published again (admit.c): its reply_to; owned */
     int64_t deliveries;    /* and its earlier deliveries */
+    char traceparent[56];  /* the job's traceparent, passed on; "" when none */
     rb_backoff retry;      /* the wait after the next refusal */
     int64_t retry_at_ms;   /* while in the retry list */
 } rb_outmsg;

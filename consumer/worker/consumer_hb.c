@@ -62,6 +62,7 @@ void rb_consumer_hb_fill(void *ctx, rb_hb_info *info)
     info->results_unroutable = c->results_unroutable;
     info->last_job_ms = c->last_job_ms;
     info->avg_run_ms = st.avg_run_ms;
+    info->cpu_ms_total = c->cpu_ms_total;
     info->rss_kb = own_rss_kb() + st.rss_kb;
     info->preload_failed = rb_pool_preload_failed(c->pool);
     info->sandbox = rb_pool_sandbox(c->pool);

@@ -27,6 +27,7 @@ typedef struct rb_inflight {
     size_t correlation_id_len;
     char *job_id;
     bool redelivered;
+    char traceparent[RB_TRACEPARENT_LEN + 1]; /* "" when the job had none */
 } rb_inflight;
 
 typedef struct rb_consumer {
@@ -65,6 +66,7 @@ typedef struct rb_consumer {
     uint64_t results_unroutable; /* returned by the broker: nobody to receive them */
     uint64_t jobs_crashed_unrun; /* answered crashed on their last delivery, not run */
     uint64_t redelivered;
+    double cpu_ms_total;      /* jobs' cpu_ms, summed */
     int64_t last_activity_ms; /* mono: last delivery or result (quarantine's idle exit) */
     bool blocked;             /* the broker blocks our publishes (connection.blocked) */
     bool wait_writable;       /* a result waits for room in the socket's buffer */
@@ -89,6 +91,13 @@ void rb_admit_free(rb_consumer *c);
 void rb_admit_want_quarantine(rb_consumer *c);
 
 /* jobs.c */
+/* How log lines name a job: "<id>", or "<id> (trace <trace id>)" when it
+ * came with a traceparent (README, "Tracing across the queue"). */
+typedef struct rb_job_label {
+    char s[400];
+} rb_job_label;
+rb_job_label rb_job_label_of(const char *id, const char *traceparent);
+
 void rb_jobs_on_delivery(rb_consumer *c, rb_amqp_delivery *d);
 void rb_jobs_on_result(rb_consumer *c, rb_pool_result *res);
 void rb_jobs_on_confirm(rb_consumer *c, uint64_t seq, bool multiple, bool ack);

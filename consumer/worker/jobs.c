@@ -34,6 +34,17 @@ static const char *show_id(const char *id)
     return id ? id : "(no id)";
 }
 
+rb_job_label rb_job_label_of(const char *id, const char *traceparent)
+{
+    rb_job_label l;
+    if (traceparent && traceparent[0])
+        /* The trace id is the second field of a (validated) traceparent. */
+        snprintf(l.s, sizeof l.s, "%.300s (trace %.32s)", show_id(id), traceparent + 3);
+    else
+        snprintf(l.s, sizeof l.s, "%.300s", show_id(id));
+    return l;
+}
+
 /* Answer a job that will not run, then dead-letter it (basic.reject without
  * requeue), only once the answer is safely with the broker. sb holds the
  * packed answer (taken over); what: "rejection" or the like, for the log. */
@@ -43,11 +54,13 @@ static void answer_and_dead_letter(rb_consumer *c, const rb_amqp_delivery *d, co
     rb_outmsg *m = rb_outmsg_new(d->reply_to, d->correlation_id, d->correlation_id_len, sb->data,
                                  sb->size, persistent_for(d->reply_to));
     if (m) {
-        m->job_id = strdup(show_id(id)); /* for log lines only: NULL is fine */
+        m->job_id = strdup(rb_job_label_of(id, d->traceparent).s); /* for log lines only */
+        snprintf(m->traceparent, sizeof m->traceparent, "%s", d->traceparent);
         m->mandatory = mandatory_for(d->reply_to);
     }
     if (!m) {
-        rb_error("job %s: out of memory queueing the %s", show_id(id), what);
+        rb_error("job %s: out of memory queueing the %s", rb_job_label_of(id, d->traceparent).s,
+                 what);
         rb_settle_job(c, RB_SETTLE_REJECT, d->tag, c->generation);
         return;
     }
@@ -60,7 +73,7 @@ static void answer_and_dead_letter(rb_consumer *c, const rb_amqp_delivery *d, co
 static void reject(rb_consumer *c, const rb_amqp_delivery *d, const char *id, const char *why)
 {
     c->jobs_rejected++;
-    rb_warn("job %s rejected: %s", show_id(id), why);
+    rb_warn("job %s rejected: %s", rb_job_label_of(id, d->traceparent).s, why);
     if (!d->reply_to) {
         rb_settle_job(c, RB_SETTLE_REJECT, d->tag, c->generation);
         return;
@@ -69,7 +82,8 @@ static void reject(rb_consumer *c, const rb_amqp_delivery *d, const char *id, co
     msgpack_sbuffer_init(&sb);
     if (rb_result_pack_rejected(id, c->id, why, &sb) < 0) {
         msgpack_sbuffer_destroy(&sb);
-        rb_error("job %s: cannot pack the rejection (out of memory)", show_id(id));
+        rb_error("job %s: cannot pack the rejection (out of memory)",
+                 rb_job_label_of(id, d->traceparent).s);
         rb_settle_job(c, RB_SETTLE_REJECT, d->tag, c->generation);
         return;
     }
@@ -96,7 +110,7 @@ static bool last_chance(rb_consumer *c, const rb_amqp_delivery *d, const rb_job 
              "delivered with it, killed it); it is not run again",
              (long long)earlier + 1);
     c->jobs_crashed_unrun++;
-    rb_warn("job %s: %s", job->id, why);
+    rb_warn("job %s: %s", rb_job_label_of(job->id, d->traceparent).s, why);
     if (!d->reply_to) {
         rb_settle_job(c, RB_SETTLE_REJECT, d->tag, c->generation);
         return true;
@@ -111,7 +125,8 @@ static bool last_chance(rb_consumer *c, const rb_amqp_delivery *d, const rb_job 
                    .redelivered = true};
     if (rb_result_pack(&r, &sb) < 0) {
         msgpack_sbuffer_destroy(&sb);
-        rb_error("job %s: cannot pack its answer (out of memory)", job->id);
+        rb_error("job %s: cannot pack its answer (out of memory)",
+                 rb_job_label_of(job->id, d->traceparent).s);
         rb_settle_job(c, RB_SETTLE_REJECT, d->tag, c->generation);
         return true;
     }
@@ -150,9 +165,10 @@ void rb_jobs_on_delivery(rb_consumer *c, rb_amqp_delivery *d)
         rb_job_free(job);
         return;
     }
-    rb_debug("job %s: delivery %llu, x-delivery-count %lld, x-rebound-deliveries %lld%s", job->id,
-             (unsigned long long)d->tag, (long long)d->delivery_count,
-             (long long)d->earlier_deliveries, d->redelivered ? ", redelivered" : "");
+    rb_debug("job %s: delivery %llu, x-delivery-count %lld, x-rebound-deliveries %lld%s",
+             rb_job_label_of(job->id, d->traceparent).s, (unsigned long long)d->tag,
+             (long long)d->delivery_count, (long long)d->earlier_deliveries,
+             d->redelivered ? ", redelivered" : "");
     if (last_chance(c, d, job)) {
         rb_job_free(job);
         return;
@@ -195,11 +211,15 @@ static void result_in(rb_consumer *c, rb_pool_result *res)
         .call_results = res->call_results,
         .call_results_len = res->call_results_len,
         .ncalls = res->ncalls,
+        .usage = res->usage,
+        .exit = res->exit,
     };
+    if (res->usage.has_cpu) c->cpu_ms_total += res->usage.cpu_ms;
     rb_log(res->status == RB_STATUS_OK || res->status == RB_STATUS_ERROR ? RB_LOG_DEBUG
                                                                          : RB_LOG_INFO,
-           "job %s: %s in %.1f ms%s%s", j->job_id, rb_status_name(res->status), res->ms,
-           res->error_message ? ": " : "", res->error_message ? res->error_message : "");
+           "job %s: %s in %.1f ms%s%s", rb_job_label_of(j->job_id, j->traceparent).s,
+           rb_status_name(res->status), res->ms, res->error_message ? ": " : "",
+           res->error_message ? res->error_message : "");
 
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -207,13 +227,14 @@ static void result_in(rb_consumer *c, rb_pool_result *res)
         /* Without a result there is nothing to confirm: let the job run
          * again later rather than lose it. */
         msgpack_sbuffer_destroy(&sb);
-        rb_error("job %s: out of memory packing its result; returning it to the queue", j->job_id);
+        rb_error("job %s: out of memory packing its result; returning it to the queue",
+                 rb_job_label_of(j->job_id, j->traceparent).s);
         rb_settle_requeue(c, j->delivery_tag, j->generation);
         rb_admit_remove(c, i);
         return;
     }
     if (!j->reply_to) {
-        log_result(j->job_id, &sb);
+        log_result(rb_job_label_of(j->job_id, j->traceparent).s, &sb);
         msgpack_sbuffer_destroy(&sb);
         rb_settle_job(c, RB_SETTLE_ACK, j->delivery_tag, j->generation);
         rb_admit_remove(c, i);
@@ -222,11 +243,13 @@ static void result_in(rb_consumer *c, rb_pool_result *res)
     rb_outmsg *m = rb_outmsg_new(j->reply_to, j->correlation_id, j->correlation_id_len, sb.data,
                                  sb.size, persistent_for(j->reply_to));
     if (m) {
-        m->job_id = strdup(j->job_id); /* for log lines only: NULL is fine */
+        m->job_id = strdup(rb_job_label_of(j->job_id, j->traceparent).s); /* log lines only */
+        snprintf(m->traceparent, sizeof m->traceparent, "%s", j->traceparent);
         m->mandatory = mandatory_for(j->reply_to);
     }
     if (!m) {
-        rb_error("job %s: out of memory queueing its result; returning it to the queue", j->job_id);
+        rb_error("job %s: out of memory queueing its result; returning it to the queue",
+                 rb_job_label_of(j->job_id, j->traceparent).s);
         rb_settle_requeue(c, j->delivery_tag, j->generation);
         rb_admit_remove(c, i);
         return;
@@ -308,6 +331,7 @@ int rb_jobs_flush(rb_consumer *c)
                            .correlation_id_len = m->correlation_id_len,
                            .reply_to = m->reply_to,
                            .deliveries = m->deliveries,
+                           .traceparent = m->traceparent,
                            .body = m->body,
                            .len = m->len,
                            .persistent = m->persistent,

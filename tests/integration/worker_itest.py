@@ -279,13 +279,14 @@ class Client:
         self.props.setdefault(props.correlation_id, []).append(props)
 
     def send(self, queue, body, correlation_id=None, content_type="application/msgpack",
-             raw=None):
+             raw=None, headers=None):
         cid = correlation_id or uuid.uuid4().hex
         data = raw if raw is not None else msgpack.packb(body, use_bin_type=True)
         self.ch.basic_publish(
             "", queue, data,
             pika.BasicProperties(reply_to="amq.rabbitmq.reply-to", correlation_id=cid,
-                                 content_type=content_type, delivery_mode=2))
+                                 content_type=content_type, delivery_mode=2,
+                                 headers=headers))
         return cid
 
     def wait(self, cids, timeout=60):

@@ -199,7 +199,9 @@ int harness_pack_result(const rb_pool_result *res, const char *id, const char *w
                    .ms = res->ms,
                    .call_results = res->call_results,
                    .call_results_len = res->call_results_len,
-                   .ncalls = res->ncalls};
+                   .ncalls = res->ncalls,
+                   .usage = res->usage,
+                   .exit = res->exit};
     return rb_result_pack(&r, sb);
 }
 

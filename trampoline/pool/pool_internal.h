@@ -86,6 +86,8 @@ typedef struct slot {
     size_t ncalls;
     bool call_failed;
     capture cap;
+    rb_usage usage;    /* of the job, from the child's done or its exit */
+    rb_exit_info exit; /* set when the job's child crashed */
 } slot;
 
 struct rb_pool {

@@ -65,6 +65,10 @@ void pool_finish(rb_pool *pool, slot *s, rb_status st, const char *etype, const 
     d->res.call_results = msgpack_sbuffer_release(&s->calls);
     d->res.ncalls = s->ncalls;
     d->res.ms = (double)(rb_mono_ns() - job->submit_ns) / 1e6;
+    d->res.usage = s->usage;
+    d->res.exit = s->exit;
+    memset(&s->usage, 0, sizeof s->usage);
+    memset(&s->exit, 0, sizeof s->exit);
     if (pool->done_tail)
         pool->done_tail->next = d;
     else

@@ -122,7 +122,9 @@ typedef struct rb_pool_result {
     char *call_results; /* owned; ncalls packed call-result maps, back to back */
     size_t call_results_len;
     size_t ncalls;
-    double ms; /* submit to finish, wall */
+    double ms;         /* submit to finish, wall */
+    rb_usage usage;    /* what the job cost, as far as measured */
+    rb_exit_info exit; /* a crashed job's child: how it ended */
 } rb_pool_result;
 
 /* Take the next finished job, oldest first. Returns false when none. */

@@ -379,6 +379,13 @@ static int take_frame(slot *s, child *c, const char *frame, size_t len)
         }
     } else if (type == CTL_DONE && is_run &&
                (s->ncalls == s->job->ncalls || (s->call_failed && s->ncalls > 0))) {
+        /* The child measured these itself: user code could have written
+         * them, but they only describe that job, to its own sender. */
+        s->usage.has_cpu = true;
+        s->usage.cpu_ms = (double)ctl_get_int(&unp.data, "cpu_us", 0) / 1000.0;
+        s->usage.max_rss_kb = ctl_get_int(&unp.data, "rss_kb", 0);
+        s->usage.has_wall = true;
+        s->usage.wall_ms = (double)ctl_get_int(&unp.data, "wall_us", 0) / 1000.0;
         finish(s, s->call_failed ? RB_STATUS_ERROR : RB_STATUS_OK, NULL, NULL);
         rc = 1;
     } else {
@@ -419,7 +426,22 @@ static void read_results(slot *s, child *c)
     }
 }
 
-static void take_exit(slot *s, pid_t pid, int status)
+/* A crashed job's figures: the zygote's wait4 of its child. */
+static void crash_usage(slot *s, int status, const msgpack_object *exit_msg)
+{
+    s->usage.has_cpu = true;
+    s->usage.cpu_ms = (double)ctl_get_int(exit_msg, "cpu_us", 0) / 1000.0;
+    s->usage.max_rss_kb = ctl_get_int(exit_msg, "rss_kb", 0);
+    s->exit.known = true;
+    if (WIFSIGNALED(status)) {
+        s->exit.signal = WTERMSIG(status);
+        s->exit.core = WCOREDUMP(status) != 0;
+    } else {
+        s->exit.code = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
+    }
+}
+
+static void take_exit(slot *s, pid_t pid, int status, const msgpack_object *exit_msg)
 {
     char how[160];
     rb_wait_text(status, RB_SIG_DESCRIBED, how, sizeof how);
@@ -429,9 +451,10 @@ static void take_exit(slot *s, pid_t pid, int status)
             if (s->run.capture_fd >= 0) capture_drain(&s->cap, s->run.capture_fd);
             /* A child that died before it had the whole job did not run it:
              * that is no outcome of the job's. */
-            if (s->job_written == s->job->len || !requeue(s))
+            if (s->job_written == s->job->len || !requeue(s)) {
+                crash_usage(s, status, exit_msg);
                 finish(s, RB_STATUS_CRASHED, "Crashed", how);
-            else
+            } else
                 child_close(&s->run);
         } else {
             child_close(&s->run);
@@ -471,7 +494,7 @@ static void take_zygote_msg(slot *s, const char *payload, size_t len, int *fds, 
         for (int i = 0; i < nfds; i++)
             close(fds[i]);
         if (type == CTL_EXIT && pid > 0)
-            take_exit(s, pid, (int)ctl_get_int(&unp.data, "status", 0));
+            take_exit(s, pid, (int)ctl_get_int(&unp.data, "status", 0), &unp.data);
     }
     msgpack_unpacked_destroy(&unp);
 }

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,58 @@ static void send_simple(ctl_type type, const char *key, const char *val, long lo
         rb_pack_key(&pk, "pid");
         msgpack_pack_int64(&pk, pid);
     }
+    queue_sbuf(&sb);
+    flush_outbox();
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* What the job has cost since start (README, "Per-job accounting"):
+ * this process and the processes it waited for. */
+typedef struct job_clock {
+    struct timeval self_cpu, children_cpu;
+    int64_t start_ns;
+} job_clock;
+
+static struct timeval cpu_of(const struct rusage *ru)
+{
+    struct timeval t;
+    timeradd(&ru->ru_utime, &ru->ru_stime, &t);
+    return t;
+}
+
+static int64_t tv_us(struct timeval t)
+{
+    return (int64_t)t.tv_sec * 1000000 + t.tv_usec;
+}
+
+static void job_clock_start(job_clock *jc)
+{
+    struct rusage self, children;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &children);
+    jc->self_cpu = cpu_of(&self);
+    jc->children_cpu = cpu_of(&children);
+    jc->start_ns = rb_mono_ns();
+}
+
+/* "done", with what the job cost: cpu_us, rss_kb, wall_us. */
+static void send_done(const job_clock *jc)
+{
+    struct rusage self, children;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &children);
+    int64_t cpu_us = tv_us(cpu_of(&self)) - tv_us(jc->self_cpu) + tv_us(cpu_of(&children)) -
+                     tv_us(jc->children_cpu);
+    long rss_kb = self.ru_maxrss > children.ru_maxrss ? self.ru_maxrss : children.ru_maxrss;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    ctl_msg_init(&sb, &pk, CTL_DONE, 3);
+    rb_pack_key(&pk, "cpu_us");
+    msgpack_pack_int64(&pk, cpu_us > 0 ? cpu_us : 0);
+    rb_pack_key(&pk, "rss_kb");
+    msgpack_pack_int64(&pk, rss_kb);
+    rb_pack_key(&pk, "wall_us");
+    msgpack_pack_int64(&pk, (rb_mono_ns() - jc->start_ns) / 1000);
     queue_sbuf(&sb);
     flush_outbox();
     msgpack_sbuffer_destroy(&sb);
@@ -338,6 +391,8 @@ void child_run(tr_state *st, int job_fd, int res_fd, int capture_fd, const char 
     void *body = NULL;
     size_t len = 0;
     if (rb_frame_read(job_fd, RB_FRAME_MAX, &body, &len) != 1) _exit(72);
+    job_clock jc;
+    job_clock_start(&jc);
     sandbox_limit_cpu(timeout_ms, st->cpus);
 
     /* The consumer validated this body against its limits already; here it
@@ -355,7 +410,7 @@ void child_run(tr_state *st, int job_fd, int res_fd, int capture_fd, const char 
     rb_job_free(job);
 
     /* Leaves with the last call's report, in one write. */
-    send_simple(CTL_DONE, NULL, NULL, 0);
+    send_done(&jc);
     /* Tearing down the address space is the costliest part of exiting:
      * like the zygote's work, it waits for CPU time nobody else wants. */
     setpriority(PRIO_PROCESS, 0, 19);

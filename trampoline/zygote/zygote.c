@@ -50,6 +50,27 @@ static void send_msg(int zctl, ctl_type type, long long pid, long long status, c
     if (rc != 0) _exit(0); /* the pool is gone */
 }
 
+/* "exit" for a reaped child: its raw wait status and, from wait4, what it
+ * cost (the pool uses it for a job whose child crashed). */
+static void send_exit(int zctl, pid_t pid, int status, const struct rusage *ru)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    ctl_msg_init(&sb, &pk, CTL_EXIT, 4);
+    rb_pack_key(&pk, "pid");
+    msgpack_pack_int64(&pk, pid);
+    rb_pack_key(&pk, "status");
+    msgpack_pack_int64(&pk, status);
+    rb_pack_key(&pk, "cpu_us");
+    msgpack_pack_int64(&pk, (int64_t)(ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1000000 +
+                                ru->ru_utime.tv_usec + ru->ru_stime.tv_usec);
+    rb_pack_key(&pk, "rss_kb");
+    msgpack_pack_int64(&pk, ru->ru_maxrss);
+    int rc = ctl_send_sbuf(zctl, &sb, NULL, 0);
+    msgpack_sbuffer_destroy(&sb);
+    if (rc != 0) _exit(0); /* the pool is gone */
+}
+
 static void kill_group(pid_t pid)
 {
     if (pid > 0) {
@@ -374,7 +395,8 @@ void zygote_run(tr_state *st, int slot, int zctl)
             }
             int status;
             pid_t pid;
-            while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+            struct rusage ru;
+            while ((pid = wait4(-1, &status, WNOHANG, &ru)) > 0) {
                 /* A spare that took a job and ended before we read the pool's
                  * "taken" (sent before the job was written, so it is queued
                  * by now) is a claimed child, not an idle one that died. */
@@ -386,7 +408,7 @@ void zygote_run(tr_state *st, int slot, int zctl)
                 /* Whatever the child left running goes with it. */
                 kill_group(pid);
                 end_init(c);
-                send_msg(zctl, CTL_EXIT, pid, status, NULL, 0);
+                send_exit(zctl, pid, status, &ru);
                 remove_child_dir(st, c->tmpdir);
                 c->pid = 0;
             }
