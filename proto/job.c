@@ -239,6 +239,11 @@ static int decode_root(rb_job *job, const msgpack_object *root, const rb_limits 
         job->has_seed = true;
     }
 
+    if ((o = get_opt(root, "timing"))) {
+        if (o->type != MSGPACK_OBJECT_BOOLEAN) return rb_err_set(err, "timing: must be a boolean");
+        job->timing = o->via.boolean;
+    }
+
     if ((o = get_opt(root, "forbidden_modules"))) {
         if (o->type != MSGPACK_OBJECT_ARRAY)
             return rb_err_set(err, "forbidden_modules: must be an array of strings");

@@ -95,6 +95,7 @@ typedef struct rb_job {
     int64_t seed;
     char **forbidden_modules; /* nforbidden module names, or NULL */
     size_t nforbidden;
+    bool timing; /* the result carries a `timing` map (README, "Where the time goes") */
     /* private: the unpacked body that args/kwargs point into */
     msgpack_unpacked _unpacked;
 } rb_job;
@@ -176,6 +177,15 @@ typedef struct rb_exit_info {
  * traceparent: lower-case hex fields, neither id all zeros. */
 bool rb_traceparent_valid(const char *s, size_t len);
 
+/* Stages of a job inside the worker, each in microseconds since its
+ * delivery was assembled: the `timing` map of a result. */
+#define RB_TIMING_MAX 8
+typedef struct rb_timing {
+    size_t n;
+    const char *stage[RB_TIMING_MAX]; /* static names, e.g. "decoded" */
+    int64_t us[RB_TIMING_MAX];
+} rb_timing;
+
 typedef struct rb_result {
     const char *id; /* NULL packs as nil */
     rb_status status;
@@ -187,8 +197,9 @@ typedef struct rb_result {
     const void *call_results;  /* ncalls packed maps back to back, or NULL */
     size_t call_results_len;
     size_t ncalls;
-    rb_usage usage;    /* cpu_ms, max_rss_kb, wall_ms keys for the fields measured */
-    rb_exit_info exit; /* an `exit` map when known */
+    rb_usage usage;          /* cpu_ms, max_rss_kb, wall_ms keys for the fields measured */
+    rb_exit_info exit;       /* an `exit` map when known */
+    const rb_timing *timing; /* a `timing` map when not NULL */
 } rb_result;
 
 /* Pack r into sbuf (appending). Returns 0, or -1 on allocation failure (sbuf

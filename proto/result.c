@@ -77,7 +77,8 @@ int rb_result_pack(const rb_result *r, msgpack_sbuffer *sbuf)
     msgpack_packer_init(&pk, sbuf, msgpack_sbuffer_write);
 
     size_t nkeys = 6 + (r->error_type ? 1 : 0) + (r->redelivered ? 1 : 0) +
-                   (r->usage.has_cpu ? 2 : 0) + r->usage.has_wall + r->exit.known;
+                   (r->usage.has_cpu ? 2 : 0) + r->usage.has_wall + r->exit.known +
+                   (r->timing != NULL);
     int rc = msgpack_pack_map(&pk, nkeys);
     rc |= rb_pack_key(&pk, "v");
     rc |= msgpack_pack_int(&pk, RB_PROTO_VERSION);
@@ -101,6 +102,14 @@ int rb_result_pack(const rb_result *r, msgpack_sbuffer *sbuf)
         rc |= msgpack_pack_true(&pk);
     }
     rc |= pack_usage(&pk, &r->usage, &r->exit);
+    if (r->timing) {
+        rc |= rb_pack_key(&pk, "timing");
+        rc |= msgpack_pack_map(&pk, r->timing->n);
+        for (size_t i = 0; i < r->timing->n; i++) {
+            rc |= rb_pack_key(&pk, r->timing->stage[i]);
+            rc |= msgpack_pack_int64(&pk, r->timing->us[i]);
+        }
+    }
     if (rc) {
         sbuf->size = start; /* no half-written message left behind */
         return -1;

@@ -117,7 +117,7 @@ static void quarantine(rb_consumer *c, rb_amqp_delivery *d, const rb_job *job, i
     rb_admit_want_quarantine(c);
 }
 
-void rb_admit_take(rb_consumer *c, rb_amqp_delivery *d, rb_job *job)
+void rb_admit_take(rb_consumer *c, rb_amqp_delivery *d, rb_job *job, int64_t decoded_ns)
 {
     int64_t deliveries = rb_admit_deliveries(d);
     if (deliveries > 0 && !c->cfg->quarantine) {
@@ -141,11 +141,16 @@ void rb_admit_take(rb_consumer *c, rb_amqp_delivery *d, rb_job *job)
      * tells the sender the job may have run before. */
     j->redelivered = d->redelivered || deliveries > 0;
     snprintf(j->traceparent, sizeof j->traceparent, "%s", d->traceparent);
+    j->timing = job->timing;
+    j->assembled_ns = d->assembled_ns;
+    j->decoded_ns = decoded_ns;
     j->reply_to = d->reply_to;
     d->reply_to = NULL;
     j->correlation_id = d->correlation_id;
     j->correlation_id_len = d->correlation_id_len;
     d->correlation_id = NULL;
+    /* Stamped as it is handed over: a ready slot takes it inside the call. */
+    j->submitted_ns = rb_mono_ns();
     int rc = rb_pool_submit(c->pool, j->pool_tag, d->body, d->len, job);
     rb_job_free(job);
     if (rc < 0) {

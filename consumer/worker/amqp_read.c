@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "amqp_session.h"
+#include "rebound_base.h"
 
 static char *dup_bytes(amqp_bytes_t b)
 {
@@ -55,6 +56,7 @@ static rb_amqp_event_type deliver(rb_amqp *a, rb_amqp_event *ev)
         return RB_EV_NONE;
     }
     ev->type = RB_EV_DELIVERY;
+    a->rd.assembled_ns = rb_mono_ns();
     ev->delivery = a->rd;
     memset(&a->rd, 0, sizeof a->rd);
     return RB_EV_DELIVERY;

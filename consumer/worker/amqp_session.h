@@ -62,6 +62,7 @@ typedef struct rb_amqp_delivery {
     int64_t earlier_deliveries; /* RB_AMQP_DELIVERIES_HEADER: deliveries of the job before
                                    it was published again (admit.c); -1 when absent */
     char traceparent[RB_TRACEPARENT_LEN + 1]; /* a valid W3C traceparent header, or "" */
+    int64_t assembled_ns;                     /* rb_mono_ns when its last frame was read */
 } rb_amqp_delivery;
 
 void rb_amqp_delivery_free(rb_amqp_delivery *d);

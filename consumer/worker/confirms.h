@@ -60,8 +60,11 @@ typedef struct rb_outmsg {
     char *reply_to;        /* a job published again (admit.c): its reply_to; owned */
     int64_t deliveries;    /* and its earlier deliveries */
     char traceparent[56];  /* the job's traceparent, passed on; "" when none */
-    rb_backoff retry;      /* the wait after the next refusal */
-    int64_t retry_at_ms;   /* while in the retry list */
+    int64_t assembled_ns;  /* a job's result: its delivery's stamp, for the log of */
+    char stages[200];      /* its stages so far ("decoded=12 ..."), and then: */
+    int64_t published_ns;
+    rb_backoff retry;    /* the wait after the next refusal */
+    int64_t retry_at_ms; /* while in the retry list */
 } rb_outmsg;
 
 /*

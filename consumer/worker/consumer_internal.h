@@ -2,7 +2,8 @@
  * consumer_internal.h - the state of a consumer process, shared by
  * consumer.c (the loop, connection and shutdown), jobs.c (deliveries in,
  * results out), admit.c (which delivery runs where), settle.c (acks and
- * rejects) and consumer_hb.c (the heartbeat's view).
+ * rejects), label.c (how log lines name a job) and consumer_hb.c (the
+ * heartbeat's view).
  */
 #ifndef REBOUND_WORKER_CONSUMER_INTERNAL_H
 #define REBOUND_WORKER_CONSUMER_INTERNAL_H
@@ -28,6 +29,10 @@ typedef struct rb_inflight {
     char *job_id;
     bool redelivered;
     char traceparent[RB_TRACEPARENT_LEN + 1]; /* "" when the job had none */
+    bool timing;                              /* the job asked for its stages in the result */
+    int64_t assembled_ns;                     /* rb_mono_ns of its stages (jobs.c) */
+    int64_t decoded_ns;
+    int64_t submitted_ns;
 } rb_inflight;
 
 typedef struct rb_consumer {
@@ -84,19 +89,20 @@ void rb_settle_failed(rb_consumer *c, const rb_err *err);
  * this is not the quarantine consumer, moved to <queue>.suspects.
  * rb_admit_take takes over d's body and strings, and frees job. */
 int64_t rb_admit_deliveries(const rb_amqp_delivery *d);
-void rb_admit_take(rb_consumer *c, rb_amqp_delivery *d, rb_job *job);
+void rb_admit_take(rb_consumer *c, rb_amqp_delivery *d, rb_job *job, int64_t decoded_ns);
 void rb_admit_remove(rb_consumer *c, size_t i);
 void rb_admit_free(rb_consumer *c);
 /* Ask the supervisor for the quarantine consumer (no-op in it). */
 void rb_admit_want_quarantine(rb_consumer *c);
 
-/* jobs.c */
-/* How log lines name a job: "<id>", or "<id> (trace <trace id>)" when it
+/* label.c: how log lines name a job: "<id>", or "<id> (trace <trace id>)" when it
  * came with a traceparent (README, "Tracing across the queue"). */
 typedef struct rb_job_label {
     char s[400];
 } rb_job_label;
 rb_job_label rb_job_label_of(const char *id, const char *traceparent);
+
+/* jobs.c */
 
 void rb_jobs_on_delivery(rb_consumer *c, rb_amqp_delivery *d);
 void rb_jobs_on_result(rb_consumer *c, rb_pool_result *res);

@@ -29,22 +29,6 @@ static bool mandatory_for(const char *reply_to)
     return strncmp(reply_to, DIRECT_REPLY_TO, strlen(DIRECT_REPLY_TO)) != 0;
 }
 
-static const char *show_id(const char *id)
-{
-    return id ? id : "(no id)";
-}
-
-rb_job_label rb_job_label_of(const char *id, const char *traceparent)
-{
-    rb_job_label l;
-    if (traceparent && traceparent[0])
-        /* The trace id is the second field of a (validated) traceparent. */
-        snprintf(l.s, sizeof l.s, "%.300s (trace %.32s)", show_id(id), traceparent + 3);
-    else
-        snprintf(l.s, sizeof l.s, "%.300s", show_id(id));
-    return l;
-}
-
 /* Answer a job that will not run, then dead-letter it (basic.reject without
  * requeue), only once the answer is safely with the broker. sb holds the
  * packed answer (taken over); what: "rejection" or the like, for the log. */
@@ -173,7 +157,41 @@ void rb_jobs_on_delivery(rb_consumer *c, rb_amqp_delivery *d)
         rb_job_free(job);
         return;
     }
-    rb_admit_take(c, d, job);
+    rb_admit_take(c, d, job, rb_mono_ns());
+}
+
+/* The job's stages inside the worker, in us since its delivery was
+ * assembled (README, "Where the time goes"). "packed" is stamped here,
+ * just before the result is packed. */
+static void stages_of(const rb_inflight *j, const rb_pool_result *res, rb_timing *tm)
+{
+    int64_t t0 = j->assembled_ns;
+    tm->n = 0;
+#define STAGE(name, ns)                                                                            \
+    do {                                                                                           \
+        if ((ns) > 0) {                                                                            \
+            tm->stage[tm->n] = (name);                                                             \
+            tm->us[tm->n++] = ((ns)-t0) / 1000;                                                    \
+        }                                                                                          \
+    } while (0)
+    STAGE("decoded", j->decoded_ns);
+    STAGE("submitted", j->submitted_ns);
+    STAGE("started", res->started_ns);
+    STAGE("done", res->done_ns);
+    STAGE("packed", rb_mono_ns());
+#undef STAGE
+}
+
+static void stages_text(const rb_timing *tm, char *out, size_t cap)
+{
+    size_t off = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < tm->n && off < cap; i++) {
+        int n = snprintf(out + off, cap - off, "%s%s=%lld", i ? " " : "", tm->stage[i],
+                         (long long)tm->us[i]);
+        if (n < 0) break;
+        off += (size_t)n;
+    }
 }
 
 /* A job without reply_to: its result only goes to the log. */
@@ -200,6 +218,8 @@ static void result_in(rb_consumer *c, rb_pool_result *res)
     }
     rb_inflight *j = &c->jobs[i];
     c->last_job_ms = rb_wall_ms();
+    rb_timing tm;
+    stages_of(j, res, &tm);
     rb_result r = {
         .id = j->job_id,
         .status = res->status,
@@ -213,6 +233,7 @@ static void result_in(rb_consumer *c, rb_pool_result *res)
         .ncalls = res->ncalls,
         .usage = res->usage,
         .exit = res->exit,
+        .timing = j->timing ? &tm : NULL,
     };
     if (res->usage.has_cpu) c->cpu_ms_total += res->usage.cpu_ms;
     rb_log(res->status == RB_STATUS_OK || res->status == RB_STATUS_ERROR ? RB_LOG_DEBUG
@@ -257,6 +278,8 @@ static void result_in(rb_consumer *c, rb_pool_result *res)
     m->settle = RB_SETTLE_ACK;
     m->delivery_tag = j->delivery_tag;
     m->generation = j->generation;
+    m->assembled_ns = j->assembled_ns;
+    stages_text(&tm, m->stages, sizeof m->stages);
     rb_outbox_hold(&c->outbox, m);
     rb_admit_remove(c, i);
 }
@@ -270,6 +293,7 @@ void rb_jobs_on_result(rb_consumer *c, rb_pool_result *res)
 static void on_acked(void *ctx, rb_outmsg *m)
 {
     rb_consumer *c = ctx;
+    int64_t confirmed_ns = rb_mono_ns();
     if (m->returned) {
         /* Its sender is gone: there is no one to redeliver to, so the job is
          * settled as if delivered, but not in silence. */
@@ -279,6 +303,15 @@ static void on_acked(void *ctx, rb_outmsg *m)
                 m->job_id ? m->job_id : "?", m->routing_key);
     }
     rb_settle_job(c, m->settle, m->delivery_tag, m->generation);
+    if (m->assembled_ns && rb_log_enabled(RB_LOG_DEBUG)) {
+        int64_t now = rb_mono_ns();
+        rb_debug("job %s: stages, us since the delivery: %s published=%lld confirmed=%lld "
+                 "acked=%lld",
+                 m->job_id ? m->job_id : "?", m->stages,
+                 (long long)((m->published_ns - m->assembled_ns) / 1000),
+                 (long long)((confirmed_ns - m->assembled_ns) / 1000),
+                 (long long)((now - m->assembled_ns) / 1000));
+    }
     rb_outmsg_free(m);
 }
 
@@ -341,6 +374,7 @@ int rb_jobs_flush(rb_consumer *c)
             rb_settle_failed(c, &err);
             return -1;
         }
+        m->published_ns = rb_mono_ns();
         rb_outbox_published(&c->outbox, m, seq);
     }
     return c->amqp_failed ? -1 : 0;

@@ -212,6 +212,10 @@ static void test_cwd_paths_flags(void **state)
 static void test_timeout_seed_forbidden(void **state)
 {
     (void)state;
+    REJECT("{v: 1, id: 'a', calls: [{fcn: 'f', source: 'x'}], timing: 1}",
+           "timing: must be a boolean");
+    REJECT("{v: 1, id: 'a', calls: [{fcn: 'f', source: 'x'}], seed: 'x', timing: 1}",
+           "seed: must be an integer in the signed 64-bit range");
     const char *bad_timeouts[] = {"0", "-5", "-9223372036854775808", "1.5", "'100'", "true", "[]"};
     for (size_t i = 0; i < sizeof bad_timeouts / sizeof bad_timeouts[0]; i++) {
         char text[256];

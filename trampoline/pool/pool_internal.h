@@ -80,7 +80,8 @@ typedef struct slot {
 
     /* The job `run` runs, if any. */
     pool_job *job;
-    size_t job_written; /* bytes of job->wire written so far */
+    size_t job_written;     /* bytes of job->wire written so far */
+    int64_t job_started_ns; /* when the last of them was written */
     int64_t deadline_ms;
     msgpack_sbuffer calls; /* packed call results so far */
     size_t ncalls;

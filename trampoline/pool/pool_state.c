@@ -64,7 +64,9 @@ void pool_finish(rb_pool *pool, slot *s, rb_status st, const char *etype, const 
     d->res.call_results_len = s->calls.size;
     d->res.call_results = msgpack_sbuffer_release(&s->calls);
     d->res.ncalls = s->ncalls;
-    d->res.ms = (double)(rb_mono_ns() - job->submit_ns) / 1e6;
+    d->res.done_ns = rb_mono_ns();
+    d->res.ms = (double)(d->res.done_ns - job->submit_ns) / 1e6;
+    d->res.started_ns = s->job_written == job->len ? s->job_started_ns : 0;
     d->res.usage = s->usage;
     d->res.exit = s->exit;
     memset(&s->usage, 0, sizeof s->usage);

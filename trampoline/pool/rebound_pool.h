@@ -122,9 +122,11 @@ typedef struct rb_pool_result {
     char *call_results; /* owned; ncalls packed call-result maps, back to back */
     size_t call_results_len;
     size_t ncalls;
-    double ms;         /* submit to finish, wall */
-    rb_usage usage;    /* what the job cost, as far as measured */
-    rb_exit_info exit; /* a crashed job's child: how it ended */
+    double ms;          /* submit to finish, wall */
+    rb_usage usage;     /* what the job cost, as far as measured */
+    rb_exit_info exit;  /* a crashed job's child: how it ended */
+    int64_t started_ns; /* rb_mono_ns: the job was written to its child (0: never) */
+    int64_t done_ns;    /* rb_mono_ns: the pool finished it */
 } rb_pool_result;
 
 /* Take the next finished job, oldest first. Returns false when none. */

@@ -207,6 +207,7 @@ static void write_job(slot *s)
         }
         s->job_written += (size_t)n;
     }
+    s->job_started_ns = rb_mono_ns();
 }
 
 void slot_start_job(slot *s, pool_job *job)
