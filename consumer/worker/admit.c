@@ -88,6 +88,7 @@ void rb_admit_want_quarantine(rb_consumer *c)
  * it once the copy is confirmed. Takes over d's body. */
 static void quarantine(rb_consumer *c, rb_amqp_delivery *d, const rb_job *job, int64_t deliveries)
 {
+    rb_job_label label = rb_job_label_of(job->id, d->traceparent);
     char suspects[300];
     rb_amqp_suspects_queue(c->cfg->queue, suspects, sizeof suspects);
     rb_outmsg *m =
@@ -99,11 +100,11 @@ static void quarantine(rb_consumer *c, rb_amqp_delivery *d, const rb_job *job, i
     }
     if (!m) {
         rb_error("job %s: out of memory moving it to quarantine; returning it to the queue",
-                 rb_job_label_of(job->id, d->traceparent).s);
+                 label.s);
         rb_settle_requeue(c, d->tag, c->generation);
         return;
     }
-    m->job_id = strdup(rb_job_label_of(job->id, d->traceparent).s);
+    m->job_id = strdup(label.s); /* for log lines only: NULL is fine */
     snprintf(m->traceparent, sizeof m->traceparent, "%s", d->traceparent);
     m->mandatory = true;
     m->deliveries = deliveries;
@@ -113,7 +114,7 @@ static void quarantine(rb_consumer *c, rb_amqp_delivery *d, const rb_job *job, i
     rb_outbox_hold(&c->outbox, m);
     rb_info("job %s: delivered %lld times before, its worker dying each time: moved to '%s' to "
             "run alone",
-            rb_job_label_of(job->id, d->traceparent).s, (long long)deliveries, suspects);
+            label.s, (long long)deliveries, suspects);
     rb_admit_want_quarantine(c);
 }
 
@@ -163,7 +164,7 @@ void rb_admit_take(rb_consumer *c, rb_amqp_delivery *d, rb_job *job, int64_t dec
     if (deliveries > 0)
         rb_info("job %s: delivered %lld times before, its worker dying each time: it runs alone",
                 rb_job_label_of(j->job_id, j->traceparent).s, (long long)deliveries);
-    else
+    else if (rb_log_enabled(RB_LOG_DEBUG))
         rb_debug("job %s started (delivery %llu)", rb_job_label_of(j->job_id, j->traceparent).s,
                  (unsigned long long)j->delivery_tag);
 }

@@ -62,37 +62,44 @@ static rb_amqp_event_type deliver(rb_amqp *a, rb_amqp_event *ev)
     return RB_EV_DELIVERY;
 }
 
+/* The header called name, or NULL. */
+static const amqp_field_value_t *find_header(const amqp_basic_properties_t *p, const char *name)
+{
+    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG)) return NULL;
+    size_t n = strlen(name);
+    for (int i = 0; i < p->headers.num_entries; i++) {
+        const amqp_table_entry_t *e = &p->headers.entries[i];
+        if (e->key.len == n && memcmp(e->key.bytes, name, n) == 0) return &e->value;
+    }
+    return NULL;
+}
+
 /* An integer header (x-delivery-count, which a quorum queue sets on a
  * redelivery; x-rebound-deliveries, which admit.c sets), or -1. */
 static int64_t int_header(const amqp_basic_properties_t *p, const char *name)
 {
-    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG)) return -1;
-    size_t n = strlen(name);
-    for (int i = 0; i < p->headers.num_entries; i++) {
-        const amqp_table_entry_t *e = &p->headers.entries[i];
-        if (e->key.len != n || memcmp(e->key.bytes, name, n) != 0) continue;
-        switch (e->value.kind) {
-        case AMQP_FIELD_KIND_I8:
-            return e->value.value.i8;
-        case AMQP_FIELD_KIND_U8:
-            return e->value.value.u8;
-        case AMQP_FIELD_KIND_I16:
-            return e->value.value.i16;
-        case AMQP_FIELD_KIND_U16:
-            return e->value.value.u16;
-        case AMQP_FIELD_KIND_I32:
-            return e->value.value.i32;
-        case AMQP_FIELD_KIND_U32:
-            return e->value.value.u32;
-        case AMQP_FIELD_KIND_I64:
-            return e->value.value.i64;
-        case AMQP_FIELD_KIND_U64:
-            return e->value.value.u64 > INT64_MAX ? INT64_MAX : (int64_t)e->value.value.u64;
-        default:
-            return -1;
-        }
+    const amqp_field_value_t *v = find_header(p, name);
+    if (!v) return -1;
+    switch (v->kind) {
+    case AMQP_FIELD_KIND_I8:
+        return v->value.i8;
+    case AMQP_FIELD_KIND_U8:
+        return v->value.u8;
+    case AMQP_FIELD_KIND_I16:
+        return v->value.i16;
+    case AMQP_FIELD_KIND_U16:
+        return v->value.u16;
+    case AMQP_FIELD_KIND_I32:
+        return v->value.i32;
+    case AMQP_FIELD_KIND_U32:
+        return v->value.u32;
+    case AMQP_FIELD_KIND_I64:
+        return v->value.i64;
+    case AMQP_FIELD_KIND_U64:
+        return v->value.u64 > INT64_MAX ? INT64_MAX : (int64_t)v->value.u64;
+    default:
+        return -1;
     }
-    return -1;
 }
 
 /* The traceparent header into out, when it is a valid one (trace.c says
@@ -100,17 +107,12 @@ static int64_t int_header(const amqp_basic_properties_t *p, const char *name)
 static void traceparent_header(const amqp_basic_properties_t *p, char *out)
 {
     out[0] = '\0';
-    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG)) return;
-    for (int i = 0; i < p->headers.num_entries; i++) {
-        const amqp_table_entry_t *e = &p->headers.entries[i];
-        if (e->key.len != 11 || memcmp(e->key.bytes, "traceparent", 11) != 0) continue;
-        if (e->value.kind != AMQP_FIELD_KIND_UTF8 && e->value.kind != AMQP_FIELD_KIND_BYTES) return;
-        amqp_bytes_t v = e->value.value.bytes;
-        if (!rb_traceparent_valid(v.bytes, v.len)) return;
-        memcpy(out, v.bytes, v.len);
-        out[v.len] = '\0';
-        return;
-    }
+    const amqp_field_value_t *v = find_header(p, "traceparent");
+    if (!v || (v->kind != AMQP_FIELD_KIND_UTF8 && v->kind != AMQP_FIELD_KIND_BYTES)) return;
+    amqp_bytes_t b = v->value.bytes;
+    if (!rb_traceparent_valid(b.bytes, b.len)) return;
+    memcpy(out, b.bytes, b.len);
+    out[b.len] = '\0';
 }
 
 static rb_amqp_event_type on_header(rb_amqp *a, const amqp_frame_t *f, rb_amqp_event *ev)

@@ -310,8 +310,8 @@ int rb_amqp_cancel(rb_amqp *a, rb_err *err)
     req.nowait = 0;
     int rc =
         sent(amqp_send_method(a->conn, 1, AMQP_BASIC_CANCEL_METHOD, &req), "basic.cancel", err);
-    /* Not consuming from here on, as far as our side goes: a resume may
-     * follow before the cancel-ok arrives (which then changes nothing). */
+    /* Not consuming from here on, as far as our side goes: a second
+     * cancel (a shutdown signal while draining) sends nothing. */
     a->consumer_tag[0] = '\0';
     return rc;
 }

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "rebound_base.h"
+#include "rebound_proto.h"
 
 /* A refused message waits this long before it is held again, doubling with
  * each refusal: publishing again at once would spin as long as the broker
@@ -59,9 +60,9 @@ typedef struct rb_outmsg {
     char *job_id;          /* for log lines; owned, may be NULL */
     char *reply_to;        /* a job published again (admit.c): its reply_to; owned */
     int64_t deliveries;    /* and its earlier deliveries */
-    char traceparent[56];  /* the job's traceparent, passed on; "" when none */
-    int64_t assembled_ns;  /* a job's result: its delivery's stamp, for the log of */
-    char stages[200];      /* its stages so far ("decoded=12 ..."), and then: */
+    char traceparent[RB_TRACEPARENT_LEN + 1]; /* the job's, passed on; "" when none */
+    int64_t assembled_ns; /* a job's result: its delivery's stamp, for the log of */
+    char stages[200];     /* its stages so far ("decoded=12 ..."), and then: */
     int64_t published_ns;
     rb_backoff retry;    /* the wait after the next refusal */
     int64_t retry_at_ms; /* while in the retry list */

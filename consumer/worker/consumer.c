@@ -131,7 +131,7 @@ static void try_connect(rb_consumer *c)
     /* Suspects left by a consumer that died before its quarantine
      * consumer ran them (on any host): run them here. */
     uint32_t waiting = rb_amqp_suspects_waiting(c->amqp);
-    if (waiting > 0 && !cfg->quarantine) {
+    if (waiting > 0 && !cfg->quarantine) { /* (the quarantine consumer runs them) */
         rb_info("%u jobs wait in quarantine: asking for the quarantine consumer", waiting);
         rb_admit_want_quarantine(c);
     }
@@ -162,8 +162,9 @@ static void start_drain(rb_consumer *c, int sig)
 }
 
 /* The quarantine consumer is started on demand (admit.c) and leaves when
- * no suspect has come for a while. Returns the ms until it would, or -1. */
-static int quarantine_idle(rb_consumer *c, int64_t now)
+ * no suspect has come for a while: this starts its drain then. Returns
+ * the ms until it would, or -1 (for the poll timeout). */
+static int quarantine_leave_when_idle(rb_consumer *c, int64_t now)
 {
     if (!c->cfg->quarantine || c->draining || !c->amqp || c->njobs > 0 ||
         !rb_outbox_empty(&c->outbox))
@@ -298,7 +299,7 @@ static int run_loop(rb_consumer *c)
             timeout = min_timeout(timeout, rb_ms_until(c->next_connect_ms, now));
         }
         if (c->draining) timeout = min_timeout(timeout, rb_ms_until(c->drain_deadline_ms, now));
-        timeout = min_timeout(timeout, quarantine_idle(c, now));
+        timeout = min_timeout(timeout, quarantine_leave_when_idle(c, now));
         if (retry_at >= 0) timeout = min_timeout(timeout, rb_ms_until(retry_at, now));
 
         if (poll(fds, (nfds_t)n, timeout) < 0 && errno != EINTR) {

@@ -37,14 +37,14 @@ static void answer_and_dead_letter(rb_consumer *c, const rb_amqp_delivery *d, co
 {
     rb_outmsg *m = rb_outmsg_new(d->reply_to, d->correlation_id, d->correlation_id_len, sb->data,
                                  sb->size, persistent_for(d->reply_to));
+    rb_job_label label = rb_job_label_of(id, d->traceparent);
     if (m) {
-        m->job_id = strdup(rb_job_label_of(id, d->traceparent).s); /* for log lines only */
+        m->job_id = strdup(label.s); /* for log lines only: NULL is fine */
         snprintf(m->traceparent, sizeof m->traceparent, "%s", d->traceparent);
         m->mandatory = mandatory_for(d->reply_to);
     }
     if (!m) {
-        rb_error("job %s: out of memory queueing the %s", rb_job_label_of(id, d->traceparent).s,
-                 what);
+        rb_error("job %s: out of memory queueing the %s", label.s, what);
         rb_settle_job(c, RB_SETTLE_REJECT, d->tag, c->generation);
         return;
     }
@@ -149,10 +149,11 @@ void rb_jobs_on_delivery(rb_consumer *c, rb_amqp_delivery *d)
         rb_job_free(job);
         return;
     }
-    rb_debug("job %s: delivery %llu, x-delivery-count %lld, x-rebound-deliveries %lld%s",
-             rb_job_label_of(job->id, d->traceparent).s, (unsigned long long)d->tag,
-             (long long)d->delivery_count, (long long)d->earlier_deliveries,
-             d->redelivered ? ", redelivered" : "");
+    if (rb_log_enabled(RB_LOG_DEBUG))
+        rb_debug("job %s: delivery %llu, x-delivery-count %lld, x-rebound-deliveries %lld%s",
+                 rb_job_label_of(job->id, d->traceparent).s, (unsigned long long)d->tag,
+                 (long long)d->delivery_count, (long long)d->earlier_deliveries,
+                 d->redelivered ? ", redelivered" : "");
     if (last_chance(c, d, job)) {
         rb_job_free(job);
         return;
@@ -163,23 +164,21 @@ void rb_jobs_on_delivery(rb_consumer *c, rb_amqp_delivery *d)
 /* The job's stages inside the worker, in us since its delivery was
  * assembled (README, "Where the time goes"). "packed" is stamped here,
  * just before the result is packed. */
+static void add_stage(rb_timing *tm, const char *name, int64_t ns, int64_t t0)
+{
+    if (ns <= 0) return; /* not reached */
+    tm->stage[tm->n] = name;
+    tm->us[tm->n++] = (ns - t0) / 1000;
+}
+
 static void stages_of(const rb_inflight *j, const rb_pool_result *res, rb_timing *tm)
 {
-    int64_t t0 = j->assembled_ns;
     tm->n = 0;
-#define STAGE(name, ns)                                                                            \
-    do {                                                                                           \
-        if ((ns) > 0) {                                                                            \
-            tm->stage[tm->n] = (name);                                                             \
-            tm->us[tm->n++] = ((ns)-t0) / 1000;                                                    \
-        }                                                                                          \
-    } while (0)
-    STAGE("decoded", j->decoded_ns);
-    STAGE("submitted", j->submitted_ns);
-    STAGE("started", res->started_ns);
-    STAGE("done", res->done_ns);
-    STAGE("packed", rb_mono_ns());
-#undef STAGE
+    add_stage(tm, "decoded", j->decoded_ns, j->assembled_ns);
+    add_stage(tm, "submitted", j->submitted_ns, j->assembled_ns);
+    add_stage(tm, "started", res->started_ns, j->assembled_ns);
+    add_stage(tm, "done", res->done_ns, j->assembled_ns);
+    add_stage(tm, "packed", rb_mono_ns(), j->assembled_ns);
 }
 
 static void stages_text(const rb_timing *tm, char *out, size_t cap)
@@ -218,8 +217,12 @@ static void result_in(rb_consumer *c, rb_pool_result *res)
     }
     rb_inflight *j = &c->jobs[i];
     c->last_job_ms = rb_wall_ms();
+    rb_job_label label = rb_job_label_of(j->job_id, j->traceparent);
+    /* The stages go into the result when the job asked, and into the log
+     * line once it is acked when that is shown. */
+    bool log_stages = rb_log_enabled(RB_LOG_DEBUG);
     rb_timing tm;
-    stages_of(j, res, &tm);
+    if (j->timing || log_stages) stages_of(j, res, &tm);
     rb_result r = {
         .id = j->job_id,
         .status = res->status,
@@ -238,9 +241,8 @@ static void result_in(rb_consumer *c, rb_pool_result *res)
     if (res->usage.has_cpu) c->cpu_ms_total += res->usage.cpu_ms;
     rb_log(res->status == RB_STATUS_OK || res->status == RB_STATUS_ERROR ? RB_LOG_DEBUG
                                                                          : RB_LOG_INFO,
-           "job %s: %s in %.1f ms%s%s", rb_job_label_of(j->job_id, j->traceparent).s,
-           rb_status_name(res->status), res->ms, res->error_message ? ": " : "",
-           res->error_message ? res->error_message : "");
+           "job %s: %s in %.1f ms%s%s", label.s, rb_status_name(res->status), res->ms,
+           res->error_message ? ": " : "", res->error_message ? res->error_message : "");
 
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -248,14 +250,13 @@ static void result_in(rb_consumer *c, rb_pool_result *res)
         /* Without a result there is nothing to confirm: let the job run
          * again later rather than lose it. */
         msgpack_sbuffer_destroy(&sb);
-        rb_error("job %s: out of memory packing its result; returning it to the queue",
-                 rb_job_label_of(j->job_id, j->traceparent).s);
+        rb_error("job %s: out of memory packing its result; returning it to the queue", label.s);
         rb_settle_requeue(c, j->delivery_tag, j->generation);
         rb_admit_remove(c, i);
         return;
     }
     if (!j->reply_to) {
-        log_result(rb_job_label_of(j->job_id, j->traceparent).s, &sb);
+        log_result(label.s, &sb);
         msgpack_sbuffer_destroy(&sb);
         rb_settle_job(c, RB_SETTLE_ACK, j->delivery_tag, j->generation);
         rb_admit_remove(c, i);
@@ -264,13 +265,12 @@ static void result_in(rb_consumer *c, rb_pool_result *res)
     rb_outmsg *m = rb_outmsg_new(j->reply_to, j->correlation_id, j->correlation_id_len, sb.data,
                                  sb.size, persistent_for(j->reply_to));
     if (m) {
-        m->job_id = strdup(rb_job_label_of(j->job_id, j->traceparent).s); /* log lines only */
+        m->job_id = strdup(label.s); /* for log lines only: NULL is fine */
         snprintf(m->traceparent, sizeof m->traceparent, "%s", j->traceparent);
         m->mandatory = mandatory_for(j->reply_to);
     }
     if (!m) {
-        rb_error("job %s: out of memory queueing its result; returning it to the queue",
-                 rb_job_label_of(j->job_id, j->traceparent).s);
+        rb_error("job %s: out of memory queueing its result; returning it to the queue", label.s);
         rb_settle_requeue(c, j->delivery_tag, j->generation);
         rb_admit_remove(c, i);
         return;
@@ -278,8 +278,10 @@ static void result_in(rb_consumer *c, rb_pool_result *res)
     m->settle = RB_SETTLE_ACK;
     m->delivery_tag = j->delivery_tag;
     m->generation = j->generation;
-    m->assembled_ns = j->assembled_ns;
-    stages_text(&tm, m->stages, sizeof m->stages);
+    if (log_stages) {
+        m->assembled_ns = j->assembled_ns;
+        stages_text(&tm, m->stages, sizeof m->stages);
+    }
     rb_outbox_hold(&c->outbox, m);
     rb_admit_remove(c, i);
 }
@@ -303,7 +305,7 @@ static void on_acked(void *ctx, rb_outmsg *m)
                 m->job_id ? m->job_id : "?", m->routing_key);
     }
     rb_settle_job(c, m->settle, m->delivery_tag, m->generation);
-    if (m->assembled_ns && rb_log_enabled(RB_LOG_DEBUG)) {
+    if (m->assembled_ns) { /* set when debug lines are shown (result_in) */
         int64_t now = rb_mono_ns();
         rb_debug("job %s: stages, us since the delivery: %s published=%lld confirmed=%lld "
                  "acked=%lld",

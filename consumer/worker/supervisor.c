@@ -292,10 +292,10 @@ int rb_supervise(const rb_worker_config *cfg, int *consumer_index)
     rb_info("rebound-worker %s: %d consumer%s x %d slot%s, queue '%s', mode %s, code root %s",
             REBOUND_VERSION, cfg->consumers, cfg->consumers > 1 ? "s" : "", cfg->slots,
             cfg->slots > 1 ? "s" : "", cfg->queue, rb_mode_name(cfg->mode), cfg->code_root);
-    for (int i = 0; i < s.n; i++)
+    for (int i = 0; i < s.n; i++) {
         s.kids[i].beat_fd = -1;
-    for (int i = 0; i < s.n; i++)
         rb_backoff_init(&s.kids[i].restart, RESTART_MIN_MS, RESTART_MAX_MS, false);
+    }
     for (int i = 0; i < cfg->consumers; i++) {
         if (spawn(&s, i)) {
             *consumer_index = i + 1;

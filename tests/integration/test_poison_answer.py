@@ -12,22 +12,10 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from worker_itest import (Client, Worker, delete_queues, get_one, job, run_tests,  # noqa: E402
-                          unique_queue, wait_until)
+from worker_itest import (KILL_MY_CONSUMER_PY, Client, Worker, delete_queues,  # noqa: E402
+                          get_one, job, run_tests, unique_queue, wait_until)
 
-POISON_PY = '''
-import os, signal
-
-def ppid(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
-
-def kill_my_consumer():
-    # child -> zygote -> mother (rebound-trampoline) -> consumer
-    consumer = ppid(ppid(ppid(os.getpid())))
-    os.kill(consumer, signal.SIGKILL)
-    return "unreachable"
-
+POISON_PY = KILL_MY_CONSUMER_PY + '''
 def fine():
     return "fine"
 '''
@@ -36,11 +24,10 @@ def fine():
 class PoisonAnswered(unittest.TestCase):
     def test_the_poison_job_is_answered_crashed_on_its_last_delivery(self):
         queue = unique_queue("poison")
-        w = Worker(queue, mode="internal", slots=1, args=["--delivery-limit", "2"])
-        self.addCleanup(delete_queues, queue, queue + ".dead", queue + ".suspects")
+        w = Worker(queue, mode="internal", slots=1, args=["--delivery-limit", "2"],
+                   files={"poison.py": POISON_PY})
+        self.addCleanup(delete_queues, queue, queue + ".dead")
         self.addCleanup(w.cleanup)
-        with open(os.path.join(w.code_root, "poison.py"), "w") as f:
-            f.write(POISON_PY)
         client = Client()
         self.addCleanup(client.close)
         cid = client.send(queue, job("poison-1", [{"file": "poison.py",

@@ -8,13 +8,12 @@ again, the neighbours' delivery counts would climb with the poison's, until
 they too passed the quorum queue's delivery limit and were dead-lettered.
 
 The worker runs every such "suspect" alone, in its quarantine consumer
-(admit.c). The chaos case, ten
-times over, on one worker of 2 consumers x 2 slots with a delivery limit
-of 3: a stream of jobs that each take a moment (so that neighbours are in
-flight when the poison strikes), with one poison job among them. Every
-innocent job must be answered `ok` (a duplicate is allowed, a loss is
-not), the poison job `crashed` on its last delivery, and the dead-letter
-queue must hold the poison job alone."""
+(admit.c). The chaos case, ten times over, on one worker of 2 consumers x
+2 slots with a delivery limit of 3: a stream of jobs that each take a
+moment (so that neighbours are in flight when the poison strikes), with
+one poison job among them. Every innocent job must be answered `ok` (a
+duplicate is allowed, a loss is not), the poison job `crashed` on its last
+delivery, and the dead-letter queue must hold the poison job alone."""
 import os
 import re
 import sys
@@ -23,20 +22,11 @@ import unittest
 import msgpack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from worker_itest import (Client, Worker, classic_counts, delete_queues, get_one,  # noqa: E402
-                          job, run_tests, unique_queue, wait_until)
+from worker_itest import (KILL_MY_CONSUMER_PY, Client, Worker, classic_counts,  # noqa: E402
+                          delete_queues, get_one, job, run_tests, unique_queue, wait_until)
 
-JOBS_PY = '''
-import os, signal, time
-
-def ppid(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
-
-def kill_my_consumer():
-    # child -> zygote -> mother (rebound-trampoline) -> consumer
-    os.kill(ppid(ppid(ppid(os.getpid()))), signal.SIGKILL)
-    return "unreachable"
+JOBS_PY = KILL_MY_CONSUMER_PY + '''
+import time
 
 def work(i):
     time.sleep(0.15)
@@ -52,11 +42,10 @@ class PoisonIsolation(unittest.TestCase):
     def run_once(self, n):
         queue = unique_queue("isolation%d" % n)
         w = Worker(queue, mode="internal", consumers=2, slots=2,
-                   args=["--delivery-limit", str(LIMIT), "--restart-reset-ms", "1000"])
-        self.addCleanup(delete_queues, queue, queue + ".dead", queue + ".suspects")
+                   args=["--delivery-limit", str(LIMIT), "--restart-reset-ms", "1000"],
+                   files={"jobs.py": JOBS_PY})
+        self.addCleanup(delete_queues, queue, queue + ".dead")
         self.addCleanup(w.cleanup)
-        with open(os.path.join(w.code_root, "jobs.py"), "w") as f:
-            f.write(JOBS_PY)
         client = Client()
         self.addCleanup(client.close)
         cids = {}

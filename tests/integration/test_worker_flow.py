@@ -39,10 +39,8 @@ class FlowControl(unittest.TestCase):
         key = "%s:worker:%s" % (prefix, wid)
         w = Worker(queue, slots=2, args=["--queue-type", "classic", "--redis-url", REDIS_URL,
                                          "--redis-prefix", prefix, "--heartbeat-ms", "200",
-                                         "--worker-id", wid])
+                                         "--worker-id", wid], files={"flow.py": JOBS_PY})
         self.addCleanup(w.cleanup)
-        with open(os.path.join(w.code_root, "flow.py"), "w") as f:
-            f.write(JOBS_PY)
         redis = redis_client()
         client = Client()
         self.addCleanup(client.close)

@@ -50,14 +50,9 @@ class Usage(WorkerCase):
     TAG = "usage"
     PREFIX = "rbtest-usage-%d" % os.getpid()
     WORKER_KW = {"slots": 1, "args": ["--redis-url", REDIS_URL, "--redis-prefix", PREFIX,
-                                      "--heartbeat-ms", "200", "--worker-id", "w-usage"]}
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.key = "%s:worker:w-usage" % cls.PREFIX
-        with open(os.path.join(cls.worker.code_root, "cost.py"), "w") as f:
-            f.write(COST_PY)
+                                      "--heartbeat-ms", "200", "--worker-id", "w-usage"],
+                 "files": {"cost.py": COST_PY}}
+    KEY = "%s:worker:w-usage" % PREFIX
 
     def run_job(self, name, *calls):
         r = self.client.call(self.queue, job(name, list(calls)), timeout=120)
@@ -107,7 +102,7 @@ class Usage(WorkerCase):
         redis = redis_client()
 
         def total():
-            return float(redis.hget(self.key, "cpu_ms_total") or -1)
+            return float(redis.hget(self.KEY, "cpu_ms_total") or -1)
 
         wait_until(lambda: total() >= 0, 30, "cpu_ms_total in the heartbeat")
         before = total()

@@ -73,6 +73,22 @@ MODE = os.environ.get("REBOUND_TEST_WORKER_MODE", "") or "internal"
 SHARED_BASE = "/var/cache/rebound-tests"
 
 
+# A job function that kills its own consumer process (child -> zygote ->
+# mother, rebound-trampoline -> consumer): a job reaches it in internal mode
+# only. The poison of the poison tests.
+KILL_MY_CONSUMER_PY = '''
+import os, signal
+
+def ppid(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+def kill_my_consumer():
+    os.kill(ppid(ppid(ppid(os.getpid()))), signal.SIGKILL)
+    return "unreachable"
+'''
+
+
 def shared_dir(tag):
     """A fresh directory anyone may write (1777) under SHARED_BASE."""
     os.makedirs(SHARED_BASE, exist_ok=True)
@@ -145,10 +161,12 @@ class Worker:
     """A rebound-worker process with its own queue, code root and log file."""
 
     def __init__(self, queue, mode=None, consumers=1, slots=2, args=(), env=None,
-                 ready=True, sandbox_best_effort=False):
+                 ready=True, sandbox_best_effort=False, files=None):
         """mode: None for MODE (the environment's). sandbox_best_effort adds
         --sandbox-best-effort; without it a native worker refuses to start
-        when a sandbox layer cannot be applied, as it does for users."""
+        when a sandbox layer cannot be applied, as it does for users.
+        files: {name: source} written into the code root (beside, or in the
+        place of, jobs.py) before the worker starts."""
         self.queue = queue
         self.mode = mode or MODE
         self.slots = slots
@@ -156,8 +174,9 @@ class Worker:
         self.code_root = tempfile.mkdtemp(prefix="rbw-code-")
         # Native mode runs jobs as --run-as (nobody): they must read the code.
         os.chmod(self.code_root, 0o755)
-        with open(os.path.join(self.code_root, "jobs.py"), "w") as f:
-            f.write(JOBS_PY)
+        for name, text in dict({"jobs.py": JOBS_PY}, **(files or {})).items():
+            with open(os.path.join(self.code_root, name), "w") as f:
+                f.write(text)
         fd, self.log_path = tempfile.mkstemp(prefix="rbw-log-", suffix=".txt")
         self.log = os.fdopen(fd, "w")
         self.argv = [WORKER, "--amqp-url", AMQP_URL, "--queue", queue, "--mode", self.mode,

@@ -330,6 +330,14 @@ static void printable(const char *text, char *out, size_t cap)
 
 /* A frame child c wrote on its result pipe. Returns 1 when the job ended,
  * -1 when the child broke the protocol, 0 otherwise. */
+/* cpu_us and rss_kb of a child's "done" or its zygote's "exit". */
+static void usage_from(slot *s, const msgpack_object *msg)
+{
+    s->usage.has_cpu = true;
+    s->usage.cpu_ms = (double)ctl_get_int(msg, "cpu_us", 0) / 1000.0;
+    s->usage.max_rss_kb = ctl_get_int(msg, "rss_kb", 0);
+}
+
 static int take_frame(slot *s, child *c, const char *frame, size_t len)
 {
     msgpack_unpacked unp;
@@ -382,9 +390,7 @@ static int take_frame(slot *s, child *c, const char *frame, size_t len)
                (s->ncalls == s->job->ncalls || (s->call_failed && s->ncalls > 0))) {
         /* The child measured these itself: user code could have written
          * them, but they only describe that job, to its own sender. */
-        s->usage.has_cpu = true;
-        s->usage.cpu_ms = (double)ctl_get_int(&unp.data, "cpu_us", 0) / 1000.0;
-        s->usage.max_rss_kb = ctl_get_int(&unp.data, "rss_kb", 0);
+        usage_from(s, &unp.data);
         s->usage.has_wall = true;
         s->usage.wall_ms = (double)ctl_get_int(&unp.data, "wall_us", 0) / 1000.0;
         finish(s, s->call_failed ? RB_STATUS_ERROR : RB_STATUS_OK, NULL, NULL);
@@ -430,9 +436,7 @@ static void read_results(slot *s, child *c)
 /* A crashed job's figures: the zygote's wait4 of its child. */
 static void crash_usage(slot *s, int status, const msgpack_object *exit_msg)
 {
-    s->usage.has_cpu = true;
-    s->usage.cpu_ms = (double)ctl_get_int(exit_msg, "cpu_us", 0) / 1000.0;
-    s->usage.max_rss_kb = ctl_get_int(exit_msg, "rss_kb", 0);
+    usage_from(s, exit_msg);
     s->exit.known = true;
     if (WIFSIGNALED(status)) {
         s->exit.signal = WTERMSIG(status);
@@ -455,8 +459,9 @@ static void take_exit(slot *s, pid_t pid, int status, const msgpack_object *exit
             if (s->job_written == s->job->len || !requeue(s)) {
                 crash_usage(s, status, exit_msg);
                 finish(s, RB_STATUS_CRASHED, "Crashed", how);
-            } else
+            } else {
                 child_close(&s->run);
+            }
         } else {
             child_close(&s->run);
         }

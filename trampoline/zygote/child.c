@@ -12,7 +12,6 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/time.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,41 +73,32 @@ static void send_simple(ctl_type type, const char *key, const char *val, long lo
 /* What the job has cost since start (README, "Per-job accounting"):
  * this process and the processes it waited for. */
 typedef struct job_clock {
-    struct timeval self_cpu, children_cpu;
+    int64_t cpu_us; /* this process's and its waited-for children's, at the start */
     int64_t start_ns;
 } job_clock;
 
-static struct timeval cpu_of(const struct rusage *ru)
-{
-    struct timeval t;
-    timeradd(&ru->ru_utime, &ru->ru_stime, &t);
-    return t;
-}
-
-static int64_t tv_us(struct timeval t)
-{
-    return (int64_t)t.tv_sec * 1000000 + t.tv_usec;
-}
-
-static void job_clock_start(job_clock *jc)
+/* CPU time of this process and of the children it waited for; the larger
+ * peak RSS of the two into *rss_kb when not NULL. */
+static int64_t cpu_so_far_us(long *rss_kb)
 {
     struct rusage self, children;
     getrusage(RUSAGE_SELF, &self);
     getrusage(RUSAGE_CHILDREN, &children);
-    jc->self_cpu = cpu_of(&self);
-    jc->children_cpu = cpu_of(&children);
+    if (rss_kb) *rss_kb = self.ru_maxrss > children.ru_maxrss ? self.ru_maxrss : children.ru_maxrss;
+    return tr_rusage_cpu_us(&self) + tr_rusage_cpu_us(&children);
+}
+
+static void job_clock_start(job_clock *jc)
+{
+    jc->cpu_us = cpu_so_far_us(NULL);
     jc->start_ns = rb_mono_ns();
 }
 
 /* "done", with what the job cost: cpu_us, rss_kb, wall_us. */
 static void send_done(const job_clock *jc)
 {
-    struct rusage self, children;
-    getrusage(RUSAGE_SELF, &self);
-    getrusage(RUSAGE_CHILDREN, &children);
-    int64_t cpu_us = tv_us(cpu_of(&self)) - tv_us(jc->self_cpu) + tv_us(cpu_of(&children)) -
-                     tv_us(jc->children_cpu);
-    long rss_kb = self.ru_maxrss > children.ru_maxrss ? self.ru_maxrss : children.ru_maxrss;
+    long rss_kb;
+    int64_t cpu_us = cpu_so_far_us(&rss_kb) - jc->cpu_us;
     msgpack_sbuffer sb;
     msgpack_packer pk;
     ctl_msg_init(&sb, &pk, CTL_DONE, 3);

@@ -1,12 +1,13 @@
 /*
  * process.c - what every process of the trampoline uses, whatever its role
  * (mother, zygote, child): its role's name, the log line, the SIGCHLD
- * descriptor and the thread check. Below main.c, mother.c, zygote.c and
+ * descriptor, the thread check and the CPU time of a rusage. Below main.c, mother.c, zygote.c and
  * child.c, so that none of them calls another's file for these.
  */
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -31,6 +32,12 @@ int tr_sigchld_fd(void)
     sigaddset(&chld, SIGCHLD);
     sigprocmask(SIG_BLOCK, &chld, NULL);
     return signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+int64_t tr_rusage_cpu_us(const struct rusage *ru)
+{
+    return ((int64_t)ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1000000 + ru->ru_utime.tv_usec +
+           ru->ru_stime.tv_usec;
 }
 
 bool tr_single_threaded(void)

@@ -83,6 +83,11 @@ int tr_sigchld_fd(void);
  * can fork without Python's fork hooks (see main.c). */
 bool tr_single_threaded(void);
 
+/* User + system time in a rusage, in microseconds: what a job cost
+ * (child.c from getrusage, zygote.c from wait4). */
+struct rusage;
+int64_t tr_rusage_cpu_us(const struct rusage *ru);
+
 /* Log one line to stderr with the process role and pid. */
 void tr_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern const char *tr_role;

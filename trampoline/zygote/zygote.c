@@ -33,23 +33,6 @@
 /* Where a protocol fd lands in the child: high, and not 0-2. */
 #define CHILD_FD_BASE 200
 
-static void send_msg(int zctl, ctl_type type, long long pid, long long status, const int *fds,
-                     int nfds)
-{
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    ctl_msg_init(&sb, &pk, type, status >= 0 ? 2 : 1);
-    rb_pack_key(&pk, "pid");
-    msgpack_pack_int64(&pk, pid);
-    if (status >= 0) {
-        rb_pack_key(&pk, "status");
-        msgpack_pack_int64(&pk, status);
-    }
-    int rc = ctl_send_sbuf(zctl, &sb, fds, nfds);
-    msgpack_sbuffer_destroy(&sb);
-    if (rc != 0) _exit(0); /* the pool is gone */
-}
-
 /* "exit" for a reaped child: its raw wait status and, from wait4, what it
  * cost (the pool uses it for a job whose child crashed). */
 static void send_exit(int zctl, pid_t pid, int status, const struct rusage *ru)
@@ -62,8 +45,7 @@ static void send_exit(int zctl, pid_t pid, int status, const struct rusage *ru)
     rb_pack_key(&pk, "status");
     msgpack_pack_int64(&pk, status);
     rb_pack_key(&pk, "cpu_us");
-    msgpack_pack_int64(&pk, (int64_t)(ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1000000 +
-                                ru->ru_utime.tv_usec + ru->ru_stime.tv_usec);
+    msgpack_pack_int64(&pk, tr_rusage_cpu_us(ru));
     rb_pack_key(&pk, "rss_kb");
     msgpack_pack_int64(&pk, ru->ru_maxrss);
     int rc = ctl_send_sbuf(zctl, &sb, NULL, 0);
@@ -186,7 +168,7 @@ static pid_t spawn_child(tr_state *st, int slot, int zctl, int sigfd, zchild *zc
      * before anyone may need to signal it. */
     setpgid(pid, pid);
     int fds[3] = {job[1], res[0], cap[0]};
-    send_msg(zctl, CTL_CHILD, pid, -1, fds, 3);
+    if (ctl_send_int(zctl, CTL_CHILD, "pid", pid, fds, 3) != 0) _exit(0); /* the pool is gone */
     close(job[1]);
     close(res[0]);
     close(cap[0]);
