@@ -23,7 +23,9 @@ typedef struct rb_status_opts {
     const char *url; /* borrowed from argv / the environment */
     const char *prefix;
     bool json;
-    double watch_s; /* 0: print once */
+    bool prometheus;    /* --prometheus: text exposition format; exclusive with --json, --watch */
+    const char *worker; /* --worker: only this id and its consumers (ID.n); NULL: all */
+    double watch_s;     /* 0: print once */
     bool help;
 } rb_status_opts;
 
@@ -82,6 +84,10 @@ void rb_status_rates(rb_status_snapshot *cur, const rb_status_snapshot *prev);
 
 void rb_status_snapshot_free(rb_status_snapshot *s);
 
+/* Keep only the rows of worker id (exactly, or "<id>.<anything>": the
+ * consumers of a worker started with --consumers > 1), freeing the others. */
+void rb_status_keep_worker(rb_status_snapshot *s, const char *id);
+
 /* 0 when at least one live worker is ready, 1 otherwise. */
 int rb_status_exit_code(const rb_status_snapshot *s);
 
@@ -94,6 +100,9 @@ void rb_status_print_table(FILE *out, const rb_status_snapshot *s, bool show_rat
 /* The JSON document (one line ends it). show_rates adds jobs_per_s.
  * Returns 0, or -1 when out of memory. */
 int rb_status_print_json(FILE *out, const rb_status_snapshot *s, bool show_rates);
+
+/* Prometheus' text exposition format 0.0.4 (status_prom.c). */
+void rb_status_print_prometheus(FILE *out, const rb_status_snapshot *s);
 
 /* "0.4s", "12s", "3m05s", "2h07m", "3d04h". */
 void rb_status_fmt_age(char *buf, size_t len, int64_t age_ms);

@@ -12,14 +12,19 @@
 #define MAX_WATCH_S 86400.0
 
 const char rb_status_usage[] =
-    "usage: rebound-status [--redis-url URL] [--prefix P] [--json] [--watch SECONDS]\n"
+    "usage: rebound-status [--redis-url URL] [--prefix P] [--worker ID]\n"
+    "                      [--json] [--watch SECONDS] | [--prometheus]\n"
     "\n"
     "Show the consumers that write heartbeats to Redis.\n"
     "\n"
     "  --redis-url URL   redis://[:password@]host[:port][/db] or unix:///path\n"
     "                    (default: $REBOUND_REDIS_URL, else " RB_STATUS_DEFAULT_URL ")\n"
     "  --prefix P        key prefix (default: rebound)\n"
-    "  --json            print JSON instead of a table\n"
+    "  --worker ID       only worker ID and its consumers (ID.1, ID.2, ...): the\n"
+    "                    exit status then says whether this worker is ready\n"
+    "  --json            print JSON instead of a table (--watch adds jobs/s)\n"
+    "  --prometheus      print one look in Prometheus' text format; exit 0 once\n"
+    "                    Redis was read, whoever is ready\n"
     "  --watch SECONDS   redraw every SECONDS until interrupted; adds jobs/s\n"
     "\n"
     "Exit status: 0 at least one worker is ready, 1 none is, 2 usage error,\n"
@@ -67,6 +72,12 @@ int rb_status_parse_args(int argc, char **argv, const char *env_url, rb_status_o
         const char *arg = argv[i], *v = NULL;
         if (strcmp(arg, "--json") == 0) {
             o->json = true;
+        } else if (strcmp(arg, "--prometheus") == 0) {
+            o->prometheus = true;
+        } else if (is_flag(arg, "--worker")) {
+            if (flag_value(argc, argv, &i, "--worker", &v, err) < 0) return -1;
+            if (*v == '\0') return rb_err_set(err, "--worker: the id is empty");
+            o->worker = v;
         } else if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             o->help = true;
         } else if (is_flag(arg, "--redis-url")) {
@@ -85,6 +96,9 @@ int rb_status_parse_args(int argc, char **argv, const char *env_url, rb_status_o
             return rb_err_set(err, "unexpected argument '%.64s'", arg);
         }
     }
+    if (o->prometheus && (o->json || o->watch_s > 0))
+        return rb_err_set(err, "--prometheus prints one look: not with %s",
+                          o->json ? "--json" : "--watch");
     if (url_flag != NULL) {
         o->url = url_flag;
     } else if (env_url != NULL && env_url[0] != '\0') {

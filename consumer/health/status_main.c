@@ -50,6 +50,7 @@ static int look(looker *l, rb_status_snapshot *snap)
         l->c = NULL;
         return -1;
     }
+    if (l->o->worker != NULL) rb_status_keep_worker(snap, l->o->worker);
     return 0;
 }
 
@@ -64,7 +65,15 @@ static int once(looker *l)
 {
     rb_status_snapshot snap;
     if (look(l, &snap) < 0) return EXIT_UNREACHABLE;
-    int rc = show(l, &snap, false) < 0 ? EXIT_UNREACHABLE : rb_status_exit_code(&snap);
+    int rc;
+    if (l->o->prometheus) {
+        /* For a textfile collector ("> f.tmp && mv f.tmp f.prom"): the
+         * output says who is ready; failing would keep a stale file. */
+        rb_status_print_prometheus(stdout, &snap);
+        rc = fflush(stdout) == 0 && !ferror(stdout) ? 0 : EXIT_UNREACHABLE;
+    } else {
+        rc = show(l, &snap, false) < 0 ? EXIT_UNREACHABLE : rb_status_exit_code(&snap);
+    }
     rb_status_snapshot_free(&snap);
     return rc;
 }

@@ -221,6 +221,19 @@ void rb_status_rates(rb_status_snapshot *cur, const rb_status_snapshot *prev)
     }
 }
 
+void rb_status_keep_worker(rb_status_snapshot *s, const char *id)
+{
+    size_t len = strlen(id), kept = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        rb_worker_row *w = &s->rows[i];
+        if (strncmp(w->id, id, len) == 0 && (w->id[len] == '\0' || w->id[len] == '.'))
+            s->rows[kept++] = *w; /* still sorted */
+        else
+            row_free(w);
+    }
+    s->n = kept;
+}
+
 int rb_status_exit_code(const rb_status_snapshot *s)
 {
     for (size_t i = 0; i < s->n; i++)
