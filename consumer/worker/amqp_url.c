@@ -1,4 +1,6 @@
-/* amqp_url.c - AMQP URLs: parsing (on top of amqp_parse_url) and redaction. */
+/* amqp_url.c - AMQP URLs: parsing (on top of amqp_parse_url), lists of
+ * them (several brokers), and redaction. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +45,7 @@ int rb_amqp_url_parse(const char *url, rb_amqp_url *out, rb_err *err)
     }
     out->tls = ci.ssl != 0;
     out->port = ci.port;
+    rb_amqp_url_redact(url, out->shown, sizeof out->shown);
     const char *vhost = rb_amqp_vhost(&ci);
     rc = 0;
     if (copy_field(out->host, sizeof out->host, ci.host, "host", err) < 0 ||
@@ -54,16 +57,51 @@ int rb_amqp_url_parse(const char *url, rb_amqp_url *out, rb_err *err)
     return rc;
 }
 
-/* The password of a URL's userinfo: *colon is the ':' before it, *at the
- * '@' after it. False when the URL has none. */
-static bool find_password(const char *url, const char **colon, const char **at)
+int rb_amqp_url_list_parse(const char *list, rb_amqp_url *out, int max, int *n, int *bad,
+                           rb_err *err)
 {
+    *n = 0;
+    *bad = 0;
+    int count = 1;
+    for (const char *p = list; *p; p++)
+        count += *p == ',';
+    if (count > max) return rb_err_set(err, "%d brokers given, at most %d are allowed", count, max);
+    const char *p = list;
+    for (int i = 0; i < count; i++) {
+        const char *end = strchr(p, ',');
+        if (!end) end = p + strlen(p);
+        const char *a = p, *b = end;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        /* With one broker the error names the setting alone, as before. */
+        *bad = count > 1 ? i + 1 : 0;
+        if (a == b) return rb_err_set(err, "empty entry (a broker URL is missing between commas)");
+        char *one = strndup(a, (size_t)(b - a));
+        if (!one) return rb_err_set(err, "out of memory");
+        int rc = rb_amqp_url_parse(one, &out[i], err);
+        free(one);
+        if (rc < 0) return -1;
+        p = *end ? end + 1 : end;
+    }
+    *bad = 0;
+    *n = count;
+    return 0;
+}
+
+/* The password of the URL url[0..len): *colon is the ':' before it, *at the
+ * '@' after it. False when the URL has none. */
+static bool find_password(const char *url, size_t len, const char **colon, const char **at)
+{
+    const char *end = url + len;
     const char *scheme_end = strstr(url, "://");
-    const char *auth = scheme_end ? scheme_end + 3 : url;
+    const char *auth = scheme_end && scheme_end < end ? scheme_end + 3 : url;
     /* The userinfo ends at the last '@' before the path. */
-    const char *path = strchr(auth, '/');
+    const char *path = memchr(auth, '/', (size_t)(end - auth));
+    if (!path) path = end;
     *at = NULL;
-    for (const char *p = auth; *p && (!path || p < path); p++) {
+    for (const char *p = auth; p < path; p++) {
         if (*p == '@') *at = p;
     }
     *colon = *at ? memchr(auth, ':', (size_t)(*at - auth)) : NULL;
@@ -74,16 +112,33 @@ void rb_amqp_url_redact(const char *url, char *out, size_t cap)
 {
     if (cap == 0) return;
     const char *colon, *at;
-    if (!find_password(url, &colon, &at)) {
+    if (!find_password(url, strlen(url), &colon, &at)) {
         snprintf(out, cap, "%s", url);
         return;
     }
     snprintf(out, cap, "%.*s:***%s", (int)(colon - url), url, at);
 }
 
-void rb_url_mask_password(char *url)
+/* Mask the password of url[0..len) in place; nothing is written when it
+ * has none (argv's strings may be read-only in a test). */
+static void mask_password(char *url, size_t len)
 {
     const char *colon, *at;
-    if (find_password(url, &colon, &at))
+    if (find_password(url, len, &colon, &at))
         memset(url + (colon - url) + 1, '*', (size_t)(at - colon - 1));
+}
+
+void rb_url_mask_password(char *url)
+{
+    mask_password(url, strlen(url));
+}
+
+void rb_url_list_mask_passwords(char *list)
+{
+    for (char *p = list;;) {
+        char *comma = strchr(p, ',');
+        mask_password(p, comma ? (size_t)(comma - p) : strlen(p));
+        if (!comma) return;
+        p = comma + 1;
+    }
 }

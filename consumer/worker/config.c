@@ -1,8 +1,10 @@
 /* config.c - flags, environment variables and defaults of rebound-worker. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -66,7 +68,11 @@ static int set_log_level(rb_worker_config *cfg, const char *v, rb_err *err)
 /* clang-format off */
 static const opt opts[] = {
     {"amqp-url", "REBOUND_AMQP_URL", "URL", RB_DEFAULT_AMQP_URL,
-     "broker URL; amqps:// uses TLS; no path or \"/\" is the vhost \"/\"", K_STR, OFF(amqp_url), 0, 0, NULL},
+     "broker URL, or several separated by commas (tried in order, the next on failure); "
+     "amqps:// uses TLS; no path or \"/\" is the vhost \"/\"", K_STR, OFF(amqp_url), 0, 0, NULL},
+    {"amqp-url-file", "REBOUND_AMQP_URL_FILE", "FILE", "",
+     "read --amqp-url from FILE (not readable by group or others), out of sight of ps",
+     K_STR, OFF(amqp_url_file), 0, 0, NULL},
     {"tls-ca", "REBOUND_TLS_CA", "FILE", "", "CA bundle for amqps:// (default: the system's)",
      K_STR, OFF(tls_ca), 0, 0, NULL},
     {"tls-cert", "REBOUND_TLS_CERT", "FILE", "", "client certificate for amqps://",
@@ -128,6 +134,9 @@ static const opt opts[] = {
      K_STR, OFF(worker_id), 0, 0, NULL},
     {"redis-url", "REBOUND_REDIS_URL", "URL", "", "Redis for heartbeats (empty: no heartbeat)",
      K_STR, OFF(redis_url), 0, 0, NULL},
+    {"redis-url-file", "REBOUND_REDIS_URL_FILE", "FILE", "",
+     "read --redis-url from FILE (not readable by group or others), out of sight of ps",
+     K_STR, OFF(redis_url_file), 0, 0, NULL},
     {"redis-prefix", "REBOUND_REDIS_PREFIX", "PREFIX", "rebound", "prefix of the Redis keys",
      K_STR, OFF(redis_prefix), 0, 0, NULL},
     {"heartbeat-ms", "REBOUND_HEARTBEAT_MS", "N", "2000", "Redis heartbeat interval",
@@ -368,14 +377,95 @@ static int parse_argv(rb_worker_config *cfg, int argc, char **argv, FILE *out, o
          * (argv's strings are this process's own memory; consumers fork
          * after this). REBOUND_AMQP_URL in the environment is not shown at
          * all (/proc/<pid>/environ is the owner's only). */
-        if (strcmp(o->flag, "amqp-url") == 0 || strcmp(o->flag, "redis-url") == 0)
-            rb_url_mask_password((char *)val);
+        if (strcmp(o->flag, "amqp-url") == 0) rb_url_list_mask_passwords((char *)val);
+        if (strcmp(o->flag, "redis-url") == 0) rb_url_mask_password((char *)val);
     }
     return RB_CONFIG_RUN;
 }
 
+#define SECRET_FILE_MAX 65536
+
+/* The one line of a secret file into *out (malloc'd). Like ssh with a
+ * private key, a file that group or others may read or write is refused:
+ * the secret would be no better kept than on the command line. */
+static int read_secret_file(const char *path, const char *name, char **out, rb_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return rb_err_set(err, "%s: %s: %s", name, path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return rb_err_set(err, "%s: %s is not a regular file", name, path);
+    }
+    if (st.st_mode & 077) {
+        close(fd);
+        return rb_err_set(err,
+                          "%s: %s: permissions %04o are too open (group or others may read "
+                          "or write it); chmod 600 it",
+                          name, path, (unsigned)(st.st_mode & 07777));
+    }
+    char *buf = malloc(SECRET_FILE_MAX + 1);
+    if (!buf) {
+        close(fd);
+        return rb_err_set(err, "out of memory");
+    }
+    size_t len = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + len, SECRET_FILE_MAX + 1 - len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            rb_err_set(err, "%s: %s: %s", name, path, strerror(errno));
+            goto fail;
+        }
+        if (r == 0) break;
+        len += (size_t)r;
+        if (len > SECRET_FILE_MAX) {
+            rb_err_set(err, "%s: %s is larger than %d bytes", name, path, SECRET_FILE_MAX);
+            goto fail;
+        }
+    }
+    close(fd);
+    buf[len] = '\0';
+    while (len > 0 && strchr(" \t\r\n", buf[len - 1]))
+        buf[--len] = '\0';
+    if (len == 0 || strlen(buf) != len || strpbrk(buf, "\r\n")) {
+        rb_err_set(err, "%s: %s must hold one line, the URL", name, path);
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    return 0;
+fail:
+    close(fd);
+    free(buf);
+    return -1;
+}
+
+/* --amqp-url-file and --redis-url-file: the more specific source wins (a
+ * flag over a variable), and a file named as specifically as the URL
+ * itself is a contradiction. After this, the URL's errors are named after
+ * the file setting. */
+static int url_from_file(rb_worker_config *cfg, origin *og, const char *url_flag,
+                         const char *file_flag, rb_err *err)
+{
+    size_t iu = opt_index(url_flag), iff = opt_index(file_flag);
+    char **url = (char **)((char *)cfg + opts[iu].off);
+    const char *file = *(char **)((char *)cfg + opts[iff].off);
+    if (og->src[iff] == SRC_DEFAULT || !file[0]) return 0;
+    if (og->src[iu] == og->src[iff])
+        return rb_err_set(err, "%s and %s both given: use one of them", og->name[iu],
+                          og->name[iff]);
+    if (og->src[iu] > og->src[iff]) return 0;
+    char *text;
+    if (read_secret_file(file, og->name[iff], &text, err) < 0) return -1;
+    free(*url);
+    *url = text;
+    memcpy(og->name[iu], og->name[iff], sizeof og->name[iu]);
+    return 0;
+}
+
 /* Defaults that depend on other settings or on the machine. */
-static int finish(rb_worker_config *cfg, const origin *og, rb_err *err)
+static int finish(rb_worker_config *cfg, origin *og, rb_err *err)
 {
     size_t i_slots = opt_index("slots"), i_prefetch = opt_index("prefetch");
     size_t i_root = opt_index("code-root"), i_id = opt_index("worker-id");
@@ -421,9 +511,17 @@ static int finish(rb_worker_config *cfg, const origin *og, rb_err *err)
                           og->name[opt_index("timeout-ms")], (long long)cfg->timeout_ms,
                           og->name[opt_index("max-timeout-ms")], (long long)cfg->max_timeout_ms);
 
+    if (url_from_file(cfg, og, "amqp-url", "amqp-url-file", err) < 0 ||
+        url_from_file(cfg, og, "redis-url", "redis-url-file", err) < 0)
+        return -1;
     rb_err why = {{0}};
-    if (rb_amqp_url_parse(cfg->amqp_url, &cfg->amqp, &why) < 0)
-        return rb_err_set(err, "%s: %s", og->name[opt_index("amqp-url")], why.msg);
+    int bad;
+    if (rb_amqp_url_list_parse(cfg->amqp_url, cfg->amqp, RB_MAX_BROKERS, &cfg->nbrokers, &bad,
+                               &why) < 0) {
+        const char *name = og->name[opt_index("amqp-url")];
+        if (bad > 0) return rb_err_set(err, "%s[%d]: %s", name, bad, why.msg);
+        return rb_err_set(err, "%s: %s", name, why.msg);
+    }
     if (cfg->redis_url[0]) {
         rb_redis_url ru;
         if (rb_redis_url_parse(cfg->redis_url, &ru, &why) < 0)

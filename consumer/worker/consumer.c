@@ -58,6 +58,12 @@ static void schedule_reconnect(rb_consumer *c, const char *why)
             c->njobs, wait);
 }
 
+/* Move on to the next broker of the list, wrapping around. */
+static void next_broker(rb_consumer *c)
+{
+    c->broker = (c->broker + 1) % c->cfg->nbrokers;
+}
+
 void rb_consumer_lost(rb_consumer *c, const char *reason, bool graceful)
 {
     rb_amqp_close(c->amqp, graceful);
@@ -69,8 +75,11 @@ void rb_consumer_lost(rb_consumer *c, const char *reason, bool graceful)
     rb_outbox_requeue_pending(&c->outbox);
     c->blocked = false; /* a new connection is told again */
     c->wait_writable = false;
-    char why[400];
-    snprintf(why, sizeof why, "connection lost: %s", reason);
+    char why[800];
+    snprintf(why, sizeof why, "connection lost: %s (%s)", reason, c->cfg->amqp[c->broker].shown);
+    /* With several brokers, the next one is tried: the one just lost may be
+     * the node that went down (a cluster's, or a host cut off). */
+    next_broker(c);
     int64_t now = rb_mono_ms();
     if (now - c->connected_at_ms >= RECONNECT_AT_ONCE_AFTER_MS) {
         /* A connection that had been up a while: the broker is most likely
@@ -92,7 +101,7 @@ static void try_connect(rb_consumer *c)
 {
     const rb_worker_config *cfg = c->cfg;
     rb_amqp_params p = {
-        .url = &cfg->amqp,
+        .url = &cfg->amqp[c->broker],
         .tls_ca = cfg->tls_ca,
         .tls_cert = cfg->tls_cert,
         .tls_key = cfg->tls_key,
@@ -108,15 +117,22 @@ static void try_connect(rb_consumer *c)
         .max_body = cfg->max_job_bytes,
     };
     rb_err err = {{0}};
-    char shown[300];
-    rb_amqp_url_redact(cfg->amqp_url, shown, sizeof shown);
+    const char *shown = cfg->amqp[c->broker].shown;
     c->amqp = rb_amqp_open(&p, &err);
     if (!c->amqp) {
         c->connect_failures++;
         char why[1024];
         snprintf(why, sizeof why, "cannot set up %s (attempt %d): %s", shown, c->connect_failures,
                  err.msg);
-        schedule_reconnect(c, why);
+        next_broker(c);
+        if (c->connect_failures % cfg->nbrokers != 0) {
+            /* Brokers of the list not tried yet in this round are tried at
+             * once; a round in which none answered ends in the backoff. */
+            c->next_connect_ms = rb_mono_ms();
+            rb_warn("%s; trying %s next", why, cfg->amqp[c->broker].shown);
+        } else {
+            schedule_reconnect(c, why);
+        }
         return;
     }
     c->generation++;
@@ -124,9 +140,10 @@ static void try_connect(rb_consumer *c)
     c->connect_failures = 0;
     rb_backoff_reset(&c->reconnect);
     c->ever_connected = true;
-    rb_info("connected to %s; %s queue '%s', prefetch %d%s; %zu held results to publish", shown,
-            rb_queue_type_name(cfg->queue_type), cfg->queue, cfg->prefetch,
-            c->draining ? " (draining: not consuming)" : "", c->outbox.nheld);
+    rb_info("connected to %s (broker %d of %d); %s queue '%s', prefetch %d%s; %zu held results "
+            "to publish",
+            shown, c->broker + 1, cfg->nbrokers, rb_queue_type_name(cfg->queue_type), cfg->queue,
+            cfg->prefetch, c->draining ? " (draining: not consuming)" : "", c->outbox.nheld);
     c->last_activity_ms = c->connected_at_ms;
     /* Suspects left by a consumer that died before its quarantine
      * consumer ran them (on any host): run them here. */

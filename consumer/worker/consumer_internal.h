@@ -47,7 +47,9 @@ typedef struct rb_consumer {
     uint64_t generation; /* of the current (or last) connection; starts at 1 */
     bool ever_connected;
     int64_t next_connect_ms;
-    int connect_failures;    /* attempts since the last connection, for the log */
+    int connect_failures;    /* attempts since the last connection: for the log, and each
+                                round of the broker list ends in a backoff (consumer.c) */
+    int broker;              /* index in cfg->amqp of the broker tried next, or connected to */
     int64_t connected_at_ms; /* when the current (or last) connection was made */
     rb_backoff reconnect;
     bool amqp_failed; /* an ack/reject failed inside a confirm callback */

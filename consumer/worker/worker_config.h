@@ -20,6 +20,8 @@
 #include "worker_log.h"
 
 #define RB_DEFAULT_AMQP_URL "amqp://guest:guest@127.0.0.1:5672/"
+/* --amqp-url takes a comma-separated list of up to this many brokers. */
+#define RB_MAX_BROKERS 16
 
 /* An AMQP URL, taken apart. */
 typedef struct rb_amqp_url {
@@ -29,6 +31,7 @@ typedef struct rb_amqp_url {
     char user[256];
     char password[256];
     char vhost[256]; /* percent-decoded; "/" when the URL has no path or "/" */
+    char shown[300]; /* the URL with its password replaced by "***", for logs */
 } rb_amqp_url;
 
 /*
@@ -38,6 +41,16 @@ typedef struct rb_amqp_url {
  */
 int rb_amqp_url_parse(const char *url, rb_amqp_url *out, rb_err *err);
 
+/*
+ * Parse a comma-separated list of AMQP URLs (spaces around an entry are
+ * ignored; a comma inside a password is written %2C) into out[0..max-1],
+ * *n receiving their number. On error returns -1 with err set (without the
+ * name of the setting) and *bad the 1-based number of the wrong entry, or 0
+ * when the list as a whole is wrong (too long).
+ */
+int rb_amqp_url_list_parse(const char *list, rb_amqp_url *out, int max, int *n, int *bad,
+                           rb_err *err);
+
 /* Copy url into out (cap bytes, truncating) with the password replaced by
  * "***", for logs and error messages. */
 void rb_amqp_url_redact(const char *url, char *out, size_t cap);
@@ -45,6 +58,8 @@ void rb_amqp_url_redact(const char *url, char *out, size_t cap);
  * length kept: for the command line, which every user of the host can read
  * in /proc/<pid>/cmdline. */
 void rb_url_mask_password(char *url);
+/* The same for each entry of a comma-separated list of URLs. */
+void rb_url_list_mask_passwords(char *list);
 
 typedef enum rb_queue_type {
     RB_QUEUE_QUORUM = 0,
@@ -55,9 +70,11 @@ const char *rb_queue_type_name(rb_queue_type t);
 
 /* All strings are owned by the config (rb_worker_config_free). */
 typedef struct rb_worker_config {
-    char *amqp_url;
-    rb_amqp_url amqp;
-    char *tls_ca; /* NULL: the system's CA bundle */
+    char *amqp_url;                   /* as given: one URL or a comma-separated list */
+    char *amqp_url_file;              /* "" or the file --amqp-url was read from */
+    rb_amqp_url amqp[RB_MAX_BROKERS]; /* the brokers, tried in this order */
+    int nbrokers;                     /* 1..RB_MAX_BROKERS */
+    char *tls_ca;                     /* NULL: the system's CA bundle */
     char *tls_cert;
     char *tls_key;
     char *queue;
@@ -72,7 +89,8 @@ typedef struct rb_worker_config {
     size_t max_job_bytes;
     size_t max_output_bytes;
     char *worker_id;
-    char *redis_url; /* "" = no heartbeat */
+    char *redis_url;      /* "" = no heartbeat */
+    char *redis_url_file; /* "" or the file --redis-url was read from */
     char *redis_prefix;
     int heartbeat_ms;
     rb_log_format log_format;

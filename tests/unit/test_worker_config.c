@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -13,10 +14,10 @@
 #include "worker_config.h"
 
 static const char *const env_vars[] = {
-    "REBOUND_AMQP_URL",  "REBOUND_QUEUE",         "REBOUND_QUEUE_TYPE", "REBOUND_CONSUMERS",
-    "REBOUND_SLOTS",     "REBOUND_PREFETCH",      "REBOUND_CODE_ROOT",  "REBOUND_MODE",
-    "REBOUND_WORKER_ID", "REBOUND_REDIS_URL",     "REBOUND_TIMEOUT_MS", "REBOUND_MAX_JOB_BYTES",
-    "REBOUND_DRAIN_MS",  "REBOUND_ALLOW_NETWORK",
+    "REBOUND_AMQP_URL",  "REBOUND_QUEUE",         "REBOUND_QUEUE_TYPE",    "REBOUND_CONSUMERS",
+    "REBOUND_SLOTS",     "REBOUND_PREFETCH",      "REBOUND_CODE_ROOT",     "REBOUND_MODE",
+    "REBOUND_WORKER_ID", "REBOUND_REDIS_URL",     "REBOUND_TIMEOUT_MS",    "REBOUND_MAX_JOB_BYTES",
+    "REBOUND_DRAIN_MS",  "REBOUND_ALLOW_NETWORK", "REBOUND_AMQP_URL_FILE", "REBOUND_REDIS_URL_FILE",
 };
 
 static int clear_env(void **state)
@@ -27,15 +28,19 @@ static int clear_env(void **state)
     return 0;
 }
 
-/* Parse argv (NULL-terminated, program name added); returns the result. */
+/* Parse argv (NULL-terminated, program name added); returns the result.
+ * The arguments are copied: the parser masks passwords in argv in place. */
 static rb_config_result parse(rb_worker_config *cfg, rb_err *err, ...)
 {
     char *argv[32] = {"rebound-worker"};
+    char copies[31][1024];
     int argc = 1;
     va_list ap;
     va_start(ap, err);
-    for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 31;)
-        argv[argc++] = a;
+    for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 31; argc++) {
+        snprintf(copies[argc], sizeof copies[argc], "%s", a);
+        argv[argc] = copies[argc];
+    }
     va_end(ap);
     FILE *out = fopen("/dev/null", "w");
     assert_non_null(out);
@@ -59,10 +64,11 @@ static void test_defaults(void **state)
     rb_err err;
     assert_int_equal(parse(&cfg, &err, NULL), RB_CONFIG_RUN);
     assert_string_equal(cfg.amqp_url, RB_DEFAULT_AMQP_URL);
-    assert_string_equal(cfg.amqp.host, "127.0.0.1");
-    assert_int_equal(cfg.amqp.port, 5672);
-    assert_string_equal(cfg.amqp.vhost, "/");
-    assert_false(cfg.amqp.tls);
+    assert_int_equal(cfg.nbrokers, 1);
+    assert_string_equal(cfg.amqp[0].host, "127.0.0.1");
+    assert_int_equal(cfg.amqp[0].port, 5672);
+    assert_string_equal(cfg.amqp[0].vhost, "/");
+    assert_false(cfg.amqp[0].tls);
     assert_string_equal(cfg.queue, "rebound.jobs");
     assert_int_equal(cfg.queue_type, RB_QUEUE_QUORUM);
     assert_int_equal(cfg.consumers, 1);
@@ -308,6 +314,152 @@ static void test_passwords_leave_the_command_line(void **state)
     rb_worker_config_free(&cfg);
 }
 
+/* Several brokers: each entry parsed, in order; a wrong entry is named by
+ * its number; each password is masked on the command line. */
+static void test_broker_list(void **state)
+{
+    (void)state;
+    rb_worker_config cfg;
+    rb_err err;
+    assert_int_equal(parse(&cfg, &err, "--amqp-url",
+                           "amqp://a:pa@h1:5001/%2f, amqp://b:pb@h2:5002/v ,amqps://h3", NULL),
+                     RB_CONFIG_RUN);
+    assert_int_equal(cfg.nbrokers, 3);
+    assert_string_equal(cfg.amqp[0].host, "h1");
+    assert_int_equal(cfg.amqp[0].port, 5001);
+    assert_string_equal(cfg.amqp[0].password, "pa");
+    assert_string_equal(cfg.amqp[0].vhost, "/");
+    assert_string_equal(cfg.amqp[1].host, "h2");
+    assert_string_equal(cfg.amqp[1].user, "b");
+    assert_string_equal(cfg.amqp[1].vhost, "v");
+    assert_string_equal(cfg.amqp[1].shown, "amqp://b:***@h2:5002/v");
+    assert_true(cfg.amqp[2].tls);
+    assert_int_equal(cfg.amqp[2].port, 5671);
+    rb_worker_config_free(&cfg);
+
+    /* A comma in a password is percent-encoded. */
+    assert_int_equal(parse(&cfg, &err, "--amqp-url", "amqp://u:a%2Cb@h/", NULL), RB_CONFIG_RUN);
+    assert_int_equal(cfg.nbrokers, 1);
+    assert_string_equal(cfg.amqp[0].password, "a,b");
+    rb_worker_config_free(&cfg);
+
+    assert_int_equal(parse(&cfg, &err, "--amqp-url", "amqp://h1/,http://u:sec@h2/,amqp://h3", NULL),
+                     RB_CONFIG_ERROR);
+    assert_non_null(strstr(err.msg, "--amqp-url[2]: "));
+    assert_null(strstr(err.msg, "sec"));
+    rb_worker_config_free(&cfg);
+    assert_int_equal(parse(&cfg, &err, "--amqp-url", "amqp://h1/,,amqp://h3", NULL),
+                     RB_CONFIG_ERROR);
+    assert_non_null(strstr(err.msg, "--amqp-url[2]: empty entry"));
+    rb_worker_config_free(&cfg);
+    assert_int_equal(parse(&cfg, &err, "--amqp-url", "amqp://h1/,amqp://h2:0/", NULL),
+                     RB_CONFIG_ERROR);
+    assert_non_null(strstr(err.msg, "--amqp-url[2]: "));
+    rb_worker_config_free(&cfg);
+    assert_int_equal(parse(&cfg, &err, "--amqp-url", "amqp://h1/,", NULL), RB_CONFIG_ERROR);
+    assert_non_null(strstr(err.msg, "--amqp-url[2]: empty entry"));
+    rb_worker_config_free(&cfg);
+    setenv("REBOUND_AMQP_URL", "amqp://h1/,amqp://h2/a/b", 1);
+    assert_int_equal(parse(&cfg, &err, NULL), RB_CONFIG_ERROR);
+    assert_non_null(strstr(err.msg, "REBOUND_AMQP_URL[2]: "));
+    rb_worker_config_free(&cfg);
+    unsetenv("REBOUND_AMQP_URL");
+    char many[40 * 20] = "amqp://h";
+    for (int i = 1; i < 17; i++)
+        strcat(many, ",amqp://h");
+    assert_int_equal(parse(&cfg, &err, "--amqp-url", many, NULL), RB_CONFIG_ERROR);
+    assert_non_null(strstr(err.msg, "--amqp-url: 17 brokers given, at most 16"));
+    rb_worker_config_free(&cfg);
+
+    char a0[] = "rebound-worker", a1[] = "--amqp-url",
+         a2[] = "amqp://a:pa1@h1/,amqp://h2/,amqp://b:pb22@h3:1/v";
+    char *argv[] = {a0, a1, a2, NULL};
+    memset(&err, 0, sizeof err);
+    assert_int_equal(rb_worker_config_parse(&cfg, 3, argv, stdout, &err), RB_CONFIG_RUN);
+    assert_string_equal(a2, "amqp://a:***@h1/,amqp://h2/,amqp://b:****@h3:1/v");
+    assert_string_equal(cfg.amqp[2].password, "pb22");
+    rb_worker_config_free(&cfg);
+}
+
+/* A file of mode m holding text; its path in path (cap 64). */
+static void secret_file(char *path, const char *text, mode_t m)
+{
+    snprintf(path, 64, "/tmp/rb-secret-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    assert_int_equal(fchmod(fd, m), 0);
+    close(fd);
+}
+
+/* --amqp-url-file and --redis-url-file: the URL from a file only its owner
+ * may read; a more specific source wins; both at once is an error. */
+static void test_url_files(void **state)
+{
+    (void)state;
+    char amqp[64], redis[64], open_file[64], two_lines[64];
+    secret_file(amqp, "amqp://u:filepw@h1/,amqp://u:filepw@h2/\n", 0600);
+    secret_file(redis, "redis://:redispw@127.0.0.1:6379/0\n", 0400);
+    secret_file(open_file, "amqp://u:pw@h/\n", 0640);
+    secret_file(two_lines, "amqp://h1/\namqp://h2/\n", 0600);
+    rb_worker_config cfg;
+    rb_err err;
+    assert_int_equal(parse(&cfg, &err, "--amqp-url-file", amqp, "--redis-url-file", redis, NULL),
+                     RB_CONFIG_RUN);
+    assert_int_equal(cfg.nbrokers, 2);
+    assert_string_equal(cfg.amqp[1].password, "filepw");
+    assert_string_equal(cfg.redis_url, "redis://:redispw@127.0.0.1:6379/0");
+    rb_worker_config_free(&cfg);
+
+    /* From the environment too; a flag's URL wins over a variable's file. */
+    setenv("REBOUND_AMQP_URL_FILE", amqp, 1);
+    assert_int_equal(parse(&cfg, &err, NULL), RB_CONFIG_RUN);
+    assert_string_equal(cfg.amqp[0].host, "h1");
+    rb_worker_config_free(&cfg);
+    assert_int_equal(parse(&cfg, &err, "--amqp-url", "amqp://h9/", NULL), RB_CONFIG_RUN);
+    assert_string_equal(cfg.amqp[0].host, "h9");
+    rb_worker_config_free(&cfg);
+    setenv("REBOUND_AMQP_URL", "amqp://h8/", 1);
+    assert_int_equal(parse(&cfg, &err, NULL), RB_CONFIG_ERROR);
+    assert_non_null(strstr(err.msg, "REBOUND_AMQP_URL and REBOUND_AMQP_URL_FILE"));
+    rb_worker_config_free(&cfg);
+    unsetenv("REBOUND_AMQP_URL");
+    unsetenv("REBOUND_AMQP_URL_FILE");
+    assert_int_equal(parse(&cfg, &err, "--amqp-url", "amqp://h9/", "--amqp-url-file", amqp, NULL),
+                     RB_CONFIG_ERROR);
+    assert_non_null(strstr(err.msg, "--amqp-url and --amqp-url-file"));
+    rb_worker_config_free(&cfg);
+
+    assert_int_equal(parse(&cfg, &err, "--amqp-url-file", open_file, NULL), RB_CONFIG_ERROR);
+    assert_non_null(strstr(err.msg, "--amqp-url-file: "));
+    assert_non_null(strstr(err.msg, "permissions 0640 are too open"));
+    rb_worker_config_free(&cfg);
+    assert_int_equal(parse(&cfg, &err, "--redis-url-file", open_file, NULL), RB_CONFIG_ERROR);
+    assert_non_null(strstr(err.msg, "--redis-url-file: "));
+    rb_worker_config_free(&cfg);
+    assert_int_equal(parse(&cfg, &err, "--amqp-url-file", two_lines, NULL), RB_CONFIG_ERROR);
+    assert_non_null(strstr(err.msg, "must hold one line"));
+    rb_worker_config_free(&cfg);
+    assert_int_equal(parse(&cfg, &err, "--amqp-url-file", "/nonexistent/rb", NULL),
+                     RB_CONFIG_ERROR);
+    assert_non_null(strstr(err.msg, "--amqp-url-file: /nonexistent/rb: "));
+    rb_worker_config_free(&cfg);
+    /* A bad URL in the file is named after the file setting, masked. */
+    chmod(open_file, 0600);
+    FILE *f = fopen(open_file, "w");
+    assert_non_null(f);
+    fputs("amqp://h1/,http://u:pw7@h/\n", f);
+    fclose(f);
+    assert_int_equal(parse(&cfg, &err, "--amqp-url-file", open_file, NULL), RB_CONFIG_ERROR);
+    assert_non_null(strstr(err.msg, "--amqp-url-file[2]: "));
+    assert_null(strstr(err.msg, "pw7"));
+    rb_worker_config_free(&cfg);
+    unlink(amqp);
+    unlink(redis);
+    unlink(open_file);
+    unlink(two_lines);
+}
+
 static void test_numbers(void **state)
 {
     (void)state;
@@ -343,6 +495,8 @@ int main(void)
         cmocka_unit_test_setup(test_errors, clear_env),
         cmocka_unit_test_setup(test_help, clear_env),
         cmocka_unit_test(test_amqp_urls),
+        cmocka_unit_test_setup(test_broker_list, clear_env),
+        cmocka_unit_test_setup(test_url_files, clear_env),
         cmocka_unit_test(test_url_redaction),
         cmocka_unit_test_setup(test_passwords_leave_the_command_line, clear_env),
         cmocka_unit_test(test_numbers),
