@@ -185,7 +185,8 @@ static void print_info(FILE *out, const rb_status_snapshot *s)
         const rb_worker_row *w = &s->rows[i];
         if (w->lost) continue;
         series(out, name, w);
-        static const char *const labels[] = {"version", "mode", "sandbox", "preload_failed"};
+        static const char *const labels[] = {"version", "python", "mode", "sandbox",
+                                             "preload_failed"};
         for (size_t k = 0; k < sizeof labels / sizeof labels[0]; k++)
             more_label(out, labels[k], rb_worker_field(w, labels[k]));
         value(out, 1);

@@ -137,7 +137,7 @@ class PackageTest(unittest.TestCase):
             run(["sh", "-n", p], "sh -n " + script)
 
     def test_units(self):
-        settings = worker_settings(os.path.join(BIN_DIR, "rebound-worker"))
+        settings = worker_settings(self.path("/usr/bin/rebound-worker"))
         bound_ms = drain_bound_ms(int(settings["REBOUND_DRAIN_MS"]))
         with open(os.path.join(SOURCE_DIR, "README.md")) as f:
             readme = f.read()

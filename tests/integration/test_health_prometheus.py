@@ -211,7 +211,7 @@ class PrometheusTest(unittest.TestCase):
             info = [dict(ls) for (n, ls), v in samples.items()
                     if n == "rebound_worker_info" and dict(ls)["worker"] == wid]
             self.assertEqual(len(info), 1)
-            for k in ("mode", "version", "sandbox", "preload_failed"):
+            for k in ("mode", "version", "python", "sandbox", "preload_failed"):
                 self.assertEqual(info[0][k], w.get(k, ""), (wid, k))
             age = series(samples, "rebound_worker_heartbeat_age_seconds", **labels)
             self.assertTrue(0 <= age < 30, age)
