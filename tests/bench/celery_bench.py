@@ -6,9 +6,18 @@ The same module is the Celery app the worker loads and the load client:
   client:  /usr/bin/python3 celery_bench.py --task f|g --jobs N --window W [--warmup N]
                                             [--gap-ms MS]
 
-Both read REBOUND_BENCH_CELERY_BROKER (an amqp:// URL) and
-REBOUND_BENCH_CELERY_QUEUE (the queue the tasks go to). Results travel over
-the rpc:// backend. The tasks do what the rebound jobs of the benchmark do:
+Both read REBOUND_BENCH_CELERY_BROKER (an amqp:// URL),
+REBOUND_BENCH_CELERY_QUEUE (the queue the tasks go to) and
+REBOUND_BENCH_CELERY_QUEUE_TYPE (classic, the default, or quorum). Results
+travel over the rpc:// backend (a classic reply queue, as rebound's).
+
+On a quorum queue, Celery 5.2 cannot consume as it is: its worker asks
+RabbitMQ (3.3 or later) for a global prefetch limit, which quorum queues
+refuse (540 NOT_IMPLEMENTED: "does not support global qos"). Celery
+5.5 turns global QoS off when it finds a quorum queue
+(worker_detect_quorum_queues); here the worker does the same by telling
+kombu that the broker's QoS follows the AMQP specification, which makes
+Celery ask for a per-consumer limit of the same size. The tasks do what the rebound jobs of the benchmark do:
 f() returns 1, g(50) multiplies two 50x50 numpy matrices. Like rebound's
 preload list, numpy, lxml.etree, json, random and math are imported when the
 worker loads the app, before it forks its pool.
@@ -35,17 +44,32 @@ import time
 import lxml.etree  # noqa: F401
 import numpy as np
 from celery import Celery, signals
+from kombu import Queue
+
+QUEUE = os.environ.get("REBOUND_BENCH_CELERY_QUEUE", "bench.celery")
+QUEUE_TYPE = os.environ.get("REBOUND_BENCH_CELERY_QUEUE_TYPE", "classic")
+if QUEUE_TYPE not in ("classic", "quorum"):
+    sys.exit("celery_bench: REBOUND_BENCH_CELERY_QUEUE_TYPE: classic or quorum")
 
 app = Celery("celery_bench",
              broker=os.environ.get("REBOUND_BENCH_CELERY_BROKER", "amqp://guest:guest@127.0.0.1//"),
              backend="rpc://")
 app.conf.update(
-    task_default_queue=os.environ.get("REBOUND_BENCH_CELERY_QUEUE", "bench.celery"),
+    task_default_queue=QUEUE,
+    task_queues=[Queue(QUEUE, routing_key=QUEUE,
+                       queue_arguments={"x-queue-type": QUEUE_TYPE})],
     task_serializer="json",
     result_serializer="json",
     accept_content=["json"],
     broker_connection_timeout=10,
 )
+
+
+if QUEUE_TYPE == "quorum":
+    # Celery 5.2 asks for global QoS, which quorum queues refuse (see above).
+    import kombu.transport.pyamqp
+
+    kombu.transport.pyamqp.Transport.qos_semantics_matches_spec = lambda self, conn: True
 
 
 @signals.after_setup_logger.connect
