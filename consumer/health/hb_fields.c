@@ -52,6 +52,7 @@ void rb_hb_fields_make(rb_hb_fields *f, const rb_hb_info *info, int64_t beat_ms)
     add_str(&b, "queue", info->queue);
     add_str(&b, "mode", info->mode);
     add_str(&b, "version", info->version);
+    add_str(&b, "python", info->python);
     add_str(&b, "state", info->state);
     add_i64(&b, "started_ms", info->started_ms);
     add_i64(&b, "beat_ms", beat_ms);

@@ -19,7 +19,7 @@
 /* ---- the Redis contract ------------------------------------------------ */
 
 /* The hash fields a beat writes, in this order (README documents them). */
-#define RB_HB_NFIELDS 24
+#define RB_HB_NFIELDS 25
 
 typedef struct rb_hb_fields {
     const char *name[RB_HB_NFIELDS];

@@ -38,6 +38,7 @@ typedef struct rb_hb_info {
     const char *queue;
     const char *mode;
     const char *version;
+    const char *python; /* the embedded Python's version, e.g. 3.13.0 */
     const char *state; /* starting | ready | draining | reconnecting | stopped */
     int64_t started_ms;
     int slots;

@@ -350,7 +350,8 @@ static int parse_argv(rb_worker_config *cfg, int argc, char **argv, FILE *out, o
             return RB_CONFIG_DONE;
         }
         if (strcmp(a, "--version") == 0) {
-            fprintf(out, "rebound-worker %s\n", REBOUND_VERSION);
+            fprintf(out, "rebound-worker %s (Python %s)\n", REBOUND_VERSION,
+                    REBOUND_PYTHON_VERSION);
             return RB_CONFIG_DONE;
         }
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0')

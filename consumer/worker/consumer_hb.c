@@ -48,6 +48,7 @@ void rb_consumer_hb_fill(void *ctx, rb_hb_info *info)
     info->queue = c->cfg->queue;
     info->mode = rb_mode_name(c->cfg->mode);
     info->version = REBOUND_VERSION;
+    info->python = rb_pool_python(c->pool);
     info->state = rb_consumer_state(c);
     info->started_ms = c->started_ms;
     info->slots = st.slots;

@@ -13,7 +13,6 @@ the code root, /usr (the interpreter and its libraries), a few files of
 /etc and its own tmpfs, nothing else of the host (not /etc/shadow, /home,
 the worker's programs, the broker's state), and has no network.
 """
-import json
 import os
 import shutil
 import sys
@@ -117,6 +116,11 @@ def read(paths):
 
 def exists(paths):
     return {p: os.path.exists(p) for p in paths}
+
+def prefixes():
+    """Where the embedded Python lives (kept visible: it imports from there)."""
+    import sys
+    return sorted({sys.prefix, sys.base_prefix})
 
 def tcp(port):
     import socket
@@ -286,6 +290,16 @@ def writer_left(fifo):
 '''
 
 
+def python_paths(prefixes, d):
+    """The names directly under d that lead to one of the embedded Python's
+    prefixes (pyenv's under /root: ".pyenv"), which the sandbox keeps."""
+    names = set()
+    for p in prefixes:
+        if p.startswith(d.rstrip("/") + "/"):
+            names.add(p[len(d.rstrip("/")) + 1:].split("/")[0])
+    return names
+
+
 def job(jid, fcn, *args):
     return {"v": 1, "id": jid, "timeout_ms": 30000,
             "calls": [{"file": "jobs.py", "fcn": fcn, "args": list(args)}]}
@@ -365,15 +379,21 @@ class Namespaces(unittest.TestCase):
         try:
             got = self.run_jobs([job("read", "read", planted),
                                  job("look", "look", ["/var/lib", "/root", "/home", "/run",
-                                                      "/var/log"])])
+                                                      "/var/log"]),
+                                 job("prefixes", "prefixes")])
         finally:
             for p in planted:
                 os.unlink(p)
         for p in planted:
             self.assertEqual(got["read"][p], "ENOENT", p)
         for d, listing in got["look"].items():
-            # Covered by an empty tmpfs (native), or absent (container).
-            self.assertIn(listing, ([], "ENOENT"), d)
+            # Covered by an empty tmpfs (native), or absent (container); but
+            # for the way to an embedded Python that lives there.
+            keep = python_paths(got["prefixes"], d)
+            if keep and listing != "ENOENT":
+                self.assertEqual(set(listing), keep, d)
+            else:
+                self.assertIn(listing, ([], "ENOENT"), d)
 
     def test_the_code_root_is_read_only(self):
         got = self.run_jobs([job("w", "write_code_root", self.root)])
@@ -449,11 +469,18 @@ class ContainerNamespaces(Namespaces):
                      "/var/log", os.path.realpath(wi.BIN_DIR), POOL_RUN, "/boot", "/srv"]
         host_only = [p for p in host_only if os.path.exists(p)]  # the host has them
         self.assertIn("/etc/shadow", host_only)
-        got = self.run_jobs([job("e", "exists", host_only + ["/usr/bin/python3", self.root])])
+        prefixes = self.run_jobs([job("p", "prefixes")])["p"]
+        # The way to an embedded Python outside /usr (pyenv's, under /root)
+        # is there; its prefix is bound, nothing else of the directory.
+        host_only = [p for p in host_only if not python_paths(prefixes, p)]
+        got = self.run_jobs([job("e", "exists", host_only + ["/usr/bin/python3", self.root]
+                                 + prefixes)])
         for p in host_only:
             self.assertFalse(got["e"][p], p)
         self.assertTrue(got["e"]["/usr/bin/python3"])
         self.assertTrue(got["e"][self.root])
+        for p in prefixes:
+            self.assertTrue(got["e"][p], p)
 
     def test_no_network(self):
         import socket

@@ -147,7 +147,8 @@ class Flags(unittest.TestCase):
                     self.assertIn("[%s; default: %s]" % (var, default), r.stdout)
         r = worker("--version")
         self.assertEqual(r.returncode, 0)
-        self.assertRegex(r.stdout, r"^rebound-worker \d+\.\d+")
+        # With the embedded Python's version, which the worker does not link.
+        self.assertRegex(r.stdout, r"^rebound-worker \d+\.\d+\S* \(Python 3\.\d+\.\d+\)\n")
 
 
 if __name__ == "__main__":

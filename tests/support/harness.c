@@ -81,6 +81,10 @@ void harness_config(rb_pool_config *cfg, const char *mode, int slots, const char
     cfg->trampoline_path = tramp;
     cfg->code_root = root;
     cfg->slots = slots;
+    /* tests/run's runs against other Pythons, which have no numpy or lxml:
+     * standard-library modules only. */
+    const char *preload = getenv("REBOUND_TEST_PRELOAD");
+    if (preload && *preload) cfg->preload = preload;
     if (rb_mode_parse(mode, &cfg->mode) != 0) die("bad mode %s", mode);
     /* In container mode the tests' shared directories and the sanitizers'
      * logs (tests/support/run_test) must be reachable from inside. */
@@ -102,6 +106,31 @@ rb_pool *harness_pool(const char *mode, int slots, const char *root, rb_pool_con
     rb_pool *pool = rb_pool_new(&cfg, &err);
     if (!pool) die("rb_pool_new: %s", err.msg);
     return pool;
+}
+
+bool harness_lacks_module(rb_pool *pool, const char *root, const char *module)
+{
+    harness_write(root, "harness_probe.py",
+                  "import importlib.util\n"
+                  "def has(name):\n"
+                  "    return importlib.util.find_spec(name) is not None\n");
+    char job[512];
+    snprintf(job, sizeof job,
+             "{\"v\":1,\"id\":\"probe\",\"calls\":[{\"file\":\"harness_probe.py\","
+             "\"fcn\":\"has\",\"args\":[\"%s\"]}]}",
+             module);
+    msgpack_unpacked res;
+    if (!harness_run_json(pool, job, &res, 30000)) die("no answer to the probe for %s", module);
+    const msgpack_object *has = harness_get(&res.data, "results.0.val");
+    if (!has || has->type != MSGPACK_OBJECT_BOOLEAN)
+        die("the probe for a module failed: %s", harness_sget(&res.data, "error.message"));
+    bool lacks = !has->via.boolean;
+    msgpack_unpacked_destroy(&res);
+    /* run_test records this line as the skip's reason. */
+    if (lacks)
+        printf("cannot run here: %s is not installed for the embedded Python %s\n", module,
+               REBOUND_PYTHON_VERSION);
+    return lacks;
 }
 
 static void pack_json(msgpack_packer *pk, json_t *j)

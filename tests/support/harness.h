@@ -32,9 +32,15 @@ void harness_write(const char *root, const char *name, const char *text);
 void harness_rmtree(const char *path);
 
 /* A pool from defaults plus: mode ("internal"/"native"), slots, root. The
- * trampoline comes from $REBOUND_BIN_DIR. Aborts the test on failure. */
+ * trampoline comes from $REBOUND_BIN_DIR; $REBOUND_TEST_PRELOAD, when set,
+ * replaces the default preload. Aborts the test on failure. */
 rb_pool *harness_pool(const char *mode, int slots, const char *root, rb_pool_config *tweak);
 void harness_config(rb_pool_config *cfg, const char *mode, int slots, const char *root);
+
+/* Whether the pool's Python lacks module (a probe job, from a file written
+ * into root); when it does, prints the "cannot run here: ..." line that
+ * run_test records as the reason of the cmocka skip() that should follow. */
+bool harness_lacks_module(rb_pool *pool, const char *root, const char *module);
 
 /* JSON text -> msgpack bytes (malloc'd, *len set). Aborts on bad JSON. */
 char *harness_json_to_msgpack(const char *json, size_t *len);

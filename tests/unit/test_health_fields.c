@@ -29,6 +29,7 @@ static void test_every_contract_field_once(void **state)
                                            "queue",
                                            "mode",
                                            "version",
+                                           "python",
                                            "state",
                                            "started_ms",
                                            "beat_ms",

@@ -39,21 +39,25 @@ static int setup(void **state)
                   "                           text=True).stdout.strip()\n"
                   "    return [home, shell, os.environ['TMPDIR']]\n");
     harness_write(root, "picklable.py",
-                  "import pickle, sys\n"
+                  "import pickle, sys, sysconfig\n"
                   "def square(x):\n"
                   "    return x * x\n"
                   "def check():\n"
                   "    f = pickle.loads(pickle.dumps(square))\n"
                   "    import json\n"
                   "    return [sys.modules[__name__] is sys.modules['picklable'], f is square,\n"
-                  "            'warm' in sys.modules, json.__file__.startswith('/usr/lib')]\n");
+                  "            'warm' in sys.modules,\n"
+                  "            json.__file__.startswith(sysconfig.get_path('stdlib') + '/')]\n");
     harness_write(root, "json.py",
                   "def f():\n    import json, sys\n"
                   "    return [json is sys.modules['json'], hasattr(json, 'dumps')]\n");
     harness_write(root, "alloc.py",
                   "def name():\n"
-                  "    import _testcapi\n"
-                  "    return _testcapi.pymem_getallocatorsname()\n");
+                  "    try:\n"
+                  "        from _testcapi import pymem_getallocatorsname\n"
+                  "    except ImportError:  # 3.13 moved it\n"
+                  "        from _testinternalcapi import pymem_getallocatorsname\n"
+                  "    return pymem_getallocatorsname()\n");
     harness_write(root, "nones.py", "f = None\ndef g():\n    return 'g'\n");
     harness_write(root, "broken.py", "def f(:\n    pass\n");
     harness_write(root, "raises.py",

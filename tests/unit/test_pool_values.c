@@ -195,6 +195,7 @@ static void test_exception_stops_the_job_with_traceback(void **state)
 static void test_numpy_and_other_outbound_types(void **state)
 {
     (void)state;
+    if (harness_lacks_module(pool, root, "numpy")) skip();
     msgpack_unpacked res;
     assert_true(harness_run_json(pool,
                                  "{\"v\":1,\"id\":\"n\",\"calls\":["

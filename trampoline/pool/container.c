@@ -32,10 +32,10 @@
 #define INSIDE_DIR "/.rebound"
 
 static const char *const etc_files[] = {
-    "/etc/alternatives", "/etc/ld.so.cache",  "/etc/ld.so.conf",    "/etc/ld.so.conf.d",
-    "/etc/localtime",    "/etc/matplotlibrc", "/etc/python3",       "/etc/python3.11",
-    "/etc/passwd",       "/etc/group",        "/etc/nsswitch.conf", "/etc/mime.types",
-    "/etc/fonts",
+    "/etc/alternatives",  "/etc/ld.so.cache",  "/etc/ld.so.conf", "/etc/ld.so.conf.d",
+    "/etc/localtime",     "/etc/matplotlibrc", "/etc/python3",    "/etc/python3.11",
+    "/etc/python3.12",    "/etc/python3.13",   "/etc/passwd",     "/etc/group",
+    "/etc/nsswitch.conf", "/etc/mime.types",   "/etc/fonts",
 };
 
 typedef struct argv_builder {
@@ -107,6 +107,13 @@ static void bubblewrap(argv_builder *b, const rb_pool *pool)
     usr_link(b, "/lib64");
     usr_link(b, "/bin");
     usr_link(b, "/sbin");
+    /* An embedded Python outside /usr (pyenv's, one under /opt, a venv):
+     * its standard library and site-packages, at the same paths. */
+    const char *const prefixes[] = {REBOUND_PYTHON_BASE_PREFIX, REBOUND_PYTHON_PREFIX};
+    for (size_t i = 0; i < 2; i++)
+        if (strcmp(prefixes[i], "/usr") != 0 && strncmp(prefixes[i], "/usr/", 5) != 0 &&
+            (i == 0 || strcmp(prefixes[0], prefixes[1]) != 0))
+            push3(b, "--ro-bind", prefixes[i], prefixes[i]);
     for (size_t i = 0; i < sizeof etc_files / sizeof etc_files[0]; i++)
         push3(b, "--ro-bind-try", etc_files[i], etc_files[i]);
     push3(b, "--proc", "/proc", "--dev");

@@ -195,6 +195,7 @@ static void take_mother_msg(rb_pool *pool, const char *payload, size_t len)
         ctl_get_str(&unp.data, "preload_failed", failed, sizeof failed);
         free(pool->preload_failed);
         pool->preload_failed = strdup(failed);
+        ctl_get_str(&unp.data, "python", pool->python, sizeof pool->python);
         pool->mother_up = true;
         pool->mother_failures = 0;
         rb_backoff_reset(&pool->mother_respawn);

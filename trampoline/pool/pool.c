@@ -369,6 +369,11 @@ const char *rb_pool_preload_failed(const rb_pool *pool)
     return pool->preload_failed ? pool->preload_failed : "";
 }
 
+const char *rb_pool_python(const rb_pool *pool)
+{
+    return pool->python[0] ? pool->python : REBOUND_PYTHON_VERSION;
+}
+
 const char *rb_pool_sandbox(const rb_pool *pool)
 {
     return pool->sandbox ? pool->sandbox : "";

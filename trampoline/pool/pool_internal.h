@@ -114,6 +114,7 @@ struct rb_pool {
     int job_nice; /* the priority a child runs its job at: ours */
 
     char *preload_failed;
+    char python[32]; /* the embedded Python's version, from the mother's hello */
     char *sandbox;
     char *setup_error; /* the last child's "setup_failed" reason */
     bool sandbox_missing;

@@ -156,6 +156,11 @@ void rb_pool_get_stats(rb_pool *pool, rb_pool_stats *out, bool with_memory);
  * owned by the pool. */
 const char *rb_pool_preload_failed(const rb_pool *pool);
 
+/* The embedded Python's version ("3.13.0"): as the mother reported it, or
+ * before she has, the one the trampoline was built against. Owned by the
+ * pool. */
+const char *rb_pool_python(const rb_pool *pool);
+
 /* What the sandbox applies in this mode, e.g. "pgrp,nnp,seccomp,netns,
  * rlimits,user=nobody", with "missing:..." appended for features the
  * kernel refused. Owned by the pool. */

@@ -57,7 +57,10 @@
 
 #define HUGE_PAGE (2UL << 20)
 #define REGION_SIZE (512UL << 20) /* address space only, until written */
-/* obmalloc's arena on 64-bit builds of CPython 3.10 to 3.13 (ARENA_BITS 20). */
+/* obmalloc's arena on 64-bit builds of CPython 3.10 to 3.13 (ARENA_BITS 20,
+ * checked in each one's Objects/obmalloc.c). A version whose arenas have
+ * another size gets none from the region (see above): arenas_seal() then
+ * returns 0 and the mother says so once. */
 #define ARENA_SIZE (1UL << 20)
 
 static char *region, *region_next, *region_end;
@@ -145,6 +148,11 @@ static void arena_free(void *ctx, void *ptr, size_t size)
 
 void arenas_install(void)
 {
+#ifdef Py_GIL_DISABLED
+    /* 3.13's free-threaded build puts objects in mimalloc's heaps, never
+     * in arenas: nothing to place (arenas_seal() reports 0). */
+    return;
+#endif
     char *raw = mmap(NULL, REGION_SIZE + HUGE_PAGE, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (raw != MAP_FAILED) {

@@ -152,7 +152,10 @@ static int init_python(void)
     config.install_signal_handlers = 0;
     config.write_bytecode = 0;
     config.parse_argv = 0;
-    PyStatus status = PyConfig_SetBytesString(&config, &config.program_name, "/usr/bin/python3");
+    /* The interpreter the build chose (REBOUND_PYTHON): Python finds its
+     * prefix, and so its standard library, from it, and it is what
+     * sys.executable names (subprocess.run([sys.executable, ...])). */
+    PyStatus status = PyConfig_SetBytesString(&config, &config.program_name, REBOUND_PYTHON_EXE);
     if (!PyStatus_Exception(status)) status = Py_InitializeFromConfig(&config);
     PyConfig_Clear(&config);
     if (PyStatus_Exception(status)) {
@@ -193,10 +196,21 @@ static void preload(const char *list, char *failed, size_t cap)
     free(copy);
 
     /* Objects that exist now are never collected again, so the collector
-     * does not touch (and un-share) their pages in every forked child. */
+     * does not touch (and un-share) their pages in every forked child.
+     * gc.freeze() moves them to the permanent generation on 3.11 to 3.13
+     * alike (3.13's collector is still generational; the incremental one
+     * was held back). 3.12's immortal objects need no refcount writes, but
+     * a collection would still write every tracked object's header: the
+     * freeze matters on every version. Without it, the children work, and
+     * each collection in a child copies pages. */
     PyObject *gc = PyImport_ImportModule("gc");
     PyObject *r = gc ? PyObject_CallMethod(gc, "freeze", NULL) : NULL;
-    if (!r) PyErr_Clear();
+    if (!r) {
+        PyErr_Clear();
+        tr_log("gc.freeze() failed on Python %s: the collector will touch (and copy) the "
+               "preloaded objects' pages in each child",
+               PY_VERSION);
+    }
     Py_XDECREF(r);
     Py_XDECREF(gc);
 }
@@ -205,9 +219,15 @@ static int send_hello(const tr_state *st)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    ctl_msg_init(&sb, &pk, CTL_HELLO, 2);
+    ctl_msg_init(&sb, &pk, CTL_HELLO, 3);
     rb_pack_key(&pk, "pid");
     msgpack_pack_int64(&pk, getpid());
+    /* The running library's version ("3.13.0"), which the worker reports:
+     * it does not link Python itself. */
+    const char *v = Py_GetVersion();
+    rb_pack_key(&pk, "python");
+    msgpack_pack_str(&pk, strcspn(v, " "));
+    msgpack_pack_str_body(&pk, v, strcspn(v, " "));
     rb_pack_key(&pk, "preload_failed");
     rb_pack_cstr(&pk, st->preload_failed);
     int rc = ctl_send_sbuf(st->cfg.control_fd, &sb, NULL, 0);
@@ -260,6 +280,16 @@ int main(int argc, char **argv)
      * copy a few hundred pages of Python objects. If a preloaded module
      * started a thread (or registered hooks of its own, which then do not
      * run), the hooks run on every fork, as in any Python program.
+     *
+     * What else PyOS_AfterFork_Child does differs by version, and none of
+     * it is needed by a process whose only thread is the one that forked
+     * (the same pthread id on both sides, so the runtime's main thread and
+     * the thread state stay right): 3.11 to 3.13 re-initialise there the
+     * runtime's and the interpreter's locks (held by nobody here), delete
+     * other interpreters and other threads' states (there are none), and
+     * 3.13 marks other threads' handles as not joinable (none again).
+     * test_pool_jobs' threads case checks threads, locks and logging in a
+     * child on each version tests/run builds against.
      */
     st.fork_hooks = !tr_single_threaded();
     if (st.fork_hooks)
@@ -268,8 +298,9 @@ int main(int argc, char **argv)
     pyconv_init(); /* children inherit what it looked up */
     st.cpus = sysconf(_SC_NPROCESSORS_ONLN);
     if (st.cfg.huge_pages && arenas_seal() == 0)
-        tr_log("no object arena came from the huge-page region (this Python's arena size "
-               "differs): arenas are mapped one by one");
+        tr_log("no object arena came from the huge-page region (Python %s's arenas have "
+               "another size, or it keeps objects elsewhere): arenas are mapped one by one",
+               PY_VERSION);
     tmpdir_sweep_orphans();
     if (tmpdir_make_base(&err) != 0 || tmpdir_base_file("warm.py", runner_warm_source, st.warm_file,
                                                         sizeof st.warm_file, &err) != 0) {

@@ -16,13 +16,26 @@
  */
 #include "rng.h"
 #include "runner.h"
+#include "trampoline.h"
 
 #include <string.h>
 #include <sys/random.h>
 
 #define MT_WORDS 624
 
-/* CPython's _random.Random object (Modules/_randommodule.c). */
+/*
+ * CPython's _random.Random object (Modules/_randommodule.c): PyObject_HEAD,
+ * int index, uint32_t state[624], the same in 3.11, 3.12 and 3.13 (3.12's
+ * immortal objects and 3.13's module state changed nothing here). Other
+ * versions were never checked: there, `random` is reseeded through Python
+ * (rng_prepare says why, once). Even on a checked version the layout is
+ * only trusted after it matched the object's own getstate() word for word.
+ */
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000
+#define RANDOM_LAYOUT_CHECKED 1
+#else
+#define RANDOM_LAYOUT_CHECKED 0
+#endif
 typedef struct py_random {
     PyObject_HEAD int index;
     uint32_t state[MT_WORDS];
@@ -40,6 +53,7 @@ typedef struct np_mt19937 {
 /* random._inst matches its own getstate(): (3, (624 words..., index), gauss). */
 static py_random *find_random(void)
 {
+    if (!RANDOM_LAYOUT_CHECKED) return NULL;
     py_random *found = NULL;
     PyObject *mod = runner_loaded_module("random");
     PyObject *inst = mod ? PyObject_GetAttrString(mod, "_inst") : NULL;
@@ -129,8 +143,18 @@ void rng_prepare(rng_state *rng)
     rng->random_state = find_random();
     rng->numpy_state = find_numpy();
     /* A module imported later seeds itself from the kernel at import. */
-    rng->python_fallback = (module_loaded("random") && !rng->random_state) ||
-                           (module_loaded("numpy.random.mtrand") && !rng->numpy_state);
+    bool random_slow = module_loaded("random") && !rng->random_state;
+    bool numpy_slow = module_loaded("numpy.random.mtrand") && !rng->numpy_state;
+    rng->python_fallback = random_slow || numpy_slow;
+    /* Once, at start: every child then runs Python to reseed (it works,
+     * and costs a few hundred copied pages per child). */
+    if (random_slow)
+        tr_log("random's generator state is not laid out as on Python 3.11-3.13 (this is %s): "
+               "each child reseeds it through Python",
+               PY_VERSION);
+    if (numpy_slow)
+        tr_log("numpy's global generator is not an MT19937 laid out as expected: each child "
+               "reseeds it through Python");
 }
 
 /* Fill buf from the kernel; false if it would not give enough. */
