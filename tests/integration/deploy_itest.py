@@ -57,6 +57,55 @@ def parse_unit(text):
     return unit
 
 
+def check_probe(test, argv, prefix="rebound"):
+    """Run a health probe's command (argv, as a manifest gives it) as its
+    container would, against the test Redis: with the programs under test
+    on PATH, the Redis URL in a 0600 file named by REBOUND_REDIS_URL_FILE
+    and a worker id of this test's own. It must fail while that worker has
+    no heartbeat or is not ready, and pass once it is ready."""
+    import tempfile
+    import time
+
+    import redis
+    url = os.environ.get("REBOUND_TEST_REDIS_URL", "")
+    if not url:
+        test.skipTest("cannot run here: REBOUND_TEST_REDIS_URL is not set")
+    wid = "rbtest-probe-%d" % os.getpid()
+    fd, path = tempfile.mkstemp(prefix="rb-redis-url-")
+    os.write(fd, (url + "\n").encode())
+    os.close(fd)
+    env = {"PATH": "%s:/usr/bin:/bin" % os.environ["REBOUND_BIN_DIR"],
+           "REBOUND_REDIS_URL_FILE": path, "REBOUND_WORKER_ID": wid}
+    r = redis.Redis.from_url(url, decode_responses=True, socket_timeout=30)
+    key = "%s:worker:%s" % (prefix, wid)
+
+    def probe():
+        p = subprocess.run(argv, env=dict(os.environ, **env), capture_output=True, text=True,
+                           timeout=60)
+        test.assertNotIn(url, " ".join(argv))
+        return p.returncode, p.stdout + p.stderr
+
+    def beat(state):
+        now = int(time.time() * 1000)
+        r.hset(key, mapping={"id": wid, "host": "h", "state": state, "beat_ms": now})
+        r.pexpire(key, 60000)
+        r.zadd(prefix + ":workers", {wid: now})
+    try:
+        code, out = probe()
+        test.assertEqual(code, 1, "no heartbeat yet: " + out)
+        beat("reconnecting")
+        code, out = probe()
+        test.assertEqual(code, 1, "not ready: " + out)
+        beat("ready")
+        code, out = probe()
+        test.assertEqual(code, 0, "ready: " + out)
+    finally:
+        r.delete(key)
+        r.zrem(prefix + ":workers", wid)
+        r.close()
+        os.unlink(path)
+
+
 def run_case(case, tools=()):
     """Run one TestCase and exit with its verdict; exit 77 (skipped, with
     the reason) without the environment tests/run gives, or a tool."""

@@ -7,13 +7,14 @@ STOPSIGNAL SIGTERM, a HEALTHCHECK through rebound-status, and every file it
 copies present. Needs REBOUND_SOURCE_DIR and REBOUND_BIN_DIR (exit 77
 without them).
 """
+import json
 import os
 import re
 import shlex
 import subprocess
 import unittest
 
-from deploy_itest import DEPLOY_DIR, SOURCE_DIR, run_case, worker_settings
+from deploy_itest import DEPLOY_DIR, SOURCE_DIR, check_probe, run_case, worker_settings
 
 DOCKERFILE = os.path.join(DEPLOY_DIR, "docker", "Dockerfile")
 BIN_DIR = os.environ.get("REBOUND_BIN_DIR", "")
@@ -134,6 +135,8 @@ class DockerfileTest(unittest.TestCase):
         self.assertEqual([rest for word, rest in body if word == "STOPSIGNAL"], ["SIGTERM"])
         (health,) = [rest for word, rest in body if word == "HEALTHCHECK"]
         self.assertIn("rebound-status --worker", health)
+        # its command, run as the container would run it
+        check_probe(self, json.loads(health.split(" CMD ", 1)[1]))
         (entry,) = [rest for word, rest in body if word == "ENTRYPOINT"]
         self.assertIn("exec rebound-worker", entry)  # the worker gets the signals
         settings = worker_settings(os.path.join(BIN_DIR, "rebound-worker"))

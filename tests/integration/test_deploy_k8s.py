@@ -13,7 +13,7 @@ import unittest
 
 import yaml
 
-from deploy_itest import DEPLOY_DIR, drain_bound_ms, run_case, worker_settings
+from deploy_itest import DEPLOY_DIR, check_probe, drain_bound_ms, run_case, worker_settings
 
 K8S = os.path.join(DEPLOY_DIR, "k8s")
 BIN_DIR = os.environ.get("REBOUND_BIN_DIR", "")
@@ -80,11 +80,22 @@ class ManifestTest(unittest.TestCase):
     def test_secrets_come_from_the_secret(self):
         secret = one(self.docs, "Secret")
         env = {e["name"]: e for e in self.worker["env"]}
+        data = self.config["data"]
+        mounts = {m["name"]: m for m in self.worker["volumeMounts"]}
+        vols = {v["name"]: v for v in self.pod["volumes"]}
+        (urls,) = [n for n, v in vols.items()
+                   if v.get("secret", {}).get("secretName") == secret["metadata"]["name"]]
+        # the worker refuses a URL file that group or others may read
+        self.assertEqual(vols[urls]["secret"]["defaultMode"] & 0o077, 0)
+        self.assertNotIn("fsGroup", self.pod.get("securityContext", {}))
+        self.assertTrue(mounts[urls].get("readOnly"))
         for var in ("REBOUND_AMQP_URL", "REBOUND_REDIS_URL"):
-            self.assertNotIn(var, self.config["data"], "%s in the ConfigMap" % var)
-            ref = env[var]["valueFrom"]["secretKeyRef"]
-            self.assertEqual(ref["name"], secret["metadata"]["name"])
-            self.assertIn(ref["key"], secret["stringData"])
+            # never in the environment, only the file's name
+            self.assertNotIn(var, data, "%s in the ConfigMap" % var)
+            self.assertNotIn(var, env, "%s in the pod's environment" % var)
+            path = data[var + "_FILE"]
+            self.assertEqual(os.path.dirname(path), mounts[urls]["mountPath"], var)
+            self.assertIn(os.path.basename(path), secret["stringData"], var)
         # nothing secret on a command line
         for key in ("command", "args"):
             self.assertNotIn(key, self.worker)
@@ -101,8 +112,13 @@ class ManifestTest(unittest.TestCase):
         self.assertEqual(env["REBOUND_WORKER_ID"]["valueFrom"]["fieldRef"]["fieldPath"],
                          "metadata.name")
         for probe in ("livenessProbe", "startupProbe"):
-            cmd = " ".join(self.worker[probe]["exec"]["command"])
-            self.assertIn("rebound-status --worker \"$REBOUND_WORKER_ID\"", cmd, probe)
+            cmd = self.worker[probe]["exec"]["command"]
+            self.assertEqual(cmd[:2], ["sh", "-c"], probe)
+            self.assertEqual(cmd[2], 'REBOUND_REDIS_URL=$(cat "$REBOUND_REDIS_URL_FILE") '
+                             'exec rebound-status --worker "$REBOUND_WORKER_ID"', probe)
+        # rebound-status looks under its default prefix
+        self.assertEqual(self.config["data"].get("REBOUND_REDIS_PREFIX", "rebound"), "rebound")
+        check_probe(self, self.worker["livenessProbe"]["exec"]["command"])
         sc = self.worker["securityContext"]
         self.assertEqual(sc["runAsUser"], 0)
         self.assertTrue(sc["privileged"])
@@ -113,6 +129,7 @@ class ManifestTest(unittest.TestCase):
         self.assertTrue(mounts[self.config["data"]["REBOUND_CODE_ROOT"]].get("readOnly"))
         vols = {v["name"] for v in self.pod["volumes"]}
         self.assertEqual({m["name"] for m in self.worker["volumeMounts"]}, vols)
+        self.assertEqual(self.config["data"]["REBOUND_MODE"], "native")
 
     def test_pdb_selects_the_workers(self):
         pdb = one(self.docs, "PodDisruptionBudget")
