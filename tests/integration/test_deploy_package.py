@@ -108,6 +108,55 @@ class PackageTest(unittest.TestCase):
         run([self.path("/usr/bin/rebound-status"), "--help"], "rebound-status --help")
         run([self.path("/usr/bin/rebound-submit"), "--help"], "rebound-submit --help")
 
+    def test_packaged_worker_runs_a_job(self):
+        """The installed programs work together: the packaged worker finds
+        its trampoline and init beside it, runs a job (sandboxed as users run
+        it, when this test runs as root) that the packaged rebound-submit
+        sent, and stops warm on SIGTERM."""
+        url = os.environ.get("REBOUND_TEST_AMQP_URL", "")
+        if not url:
+            self.skipTest("cannot run here: REBOUND_TEST_AMQP_URL is not set")
+        from worker_itest import delete_queues, unique_queue, wait_until
+        queue = unique_queue("deb")
+        code = tempfile.mkdtemp(prefix="rb-deb-code-")
+        os.chmod(code, 0o755)  # the slots' uids read it
+        with open(os.path.join(code, "jobs.py"), "w") as f:
+            f.write("import numpy\n\ndef total(n):\n    return int(numpy.arange(n).sum())\n")
+        os.chmod(os.path.join(code, "jobs.py"), 0o644)
+        log = tempfile.TemporaryFile(mode="w+")
+        mode = "native" if os.geteuid() == 0 else "internal"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REBOUND_")}
+        env["REBOUND_AMQP_URL"] = url
+        worker = subprocess.Popen(
+            [self.path("/usr/bin/rebound-worker"), "--queue", queue, "--mode", mode,
+             "--slots", "1", "--code-root", code], stdout=log, stderr=log,
+            stdin=subprocess.DEVNULL, env=env)
+        try:
+            def connected():
+                if worker.poll() is not None:
+                    log.seek(0)
+                    raise AssertionError("the packaged worker exited: " + log.read())
+                log.seek(0)
+                return "connected to " in log.read()
+            wait_until(connected, 120, "the packaged worker to connect")
+            job = '{"v": 1, "id": "deb-1", "calls": [{"file": "jobs.py", "fcn": "total", ' \
+                  '"args": [10]}]}'
+            p = subprocess.run([self.path("/usr/bin/rebound-submit"), "--queue", queue,
+                                "--timeout-ms", "60000", "-"], input=job, env=env,
+                               capture_output=True, text=True, timeout=120)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertRegex(p.stdout, r'"status": "ok"')
+            self.assertRegex(p.stdout, r'"val": 45\b')
+            worker.terminate()
+            self.assertEqual(worker.wait(timeout=60), 0)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+            log.close()
+            shutil.rmtree(code, ignore_errors=True)
+            delete_queues(queue, queue + ".dead")
+
     def test_default_file(self):
         p = self.path("/etc/default/rebound")
         self.assertEqual(stat.S_IMODE(os.stat(p).st_mode), 0o600)
