@@ -457,7 +457,7 @@ static int url_from_file(rb_worker_config *cfg, origin *og, const char *url_flag
         return rb_err_set(err, "%s and %s both given: use one of them", og->name[iu],
                           og->name[iff]);
     if (og->src[iu] > og->src[iff]) return 0;
-    char *text;
+    char *text = NULL;
     if (read_secret_file(file, og->name[iff], &text, err) < 0) return -1;
     free(*url);
     *url = text;
