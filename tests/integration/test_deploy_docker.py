@@ -135,8 +135,10 @@ class DockerfileTest(unittest.TestCase):
         self.assertEqual([rest for word, rest in body if word == "STOPSIGNAL"], ["SIGTERM"])
         (health,) = [rest for word, rest in body if word == "HEALTHCHECK"]
         self.assertIn("rebound-status --worker", health)
-        # its command, run as the container would run it
-        check_probe(self, json.loads(health.split(" CMD ", 1)[1]))
+        # its command, run as the container would run it (a shell form
+        # runs through /bin/sh -c)
+        cmd = health.split(" CMD ", 1)[1].strip()
+        check_probe(self, json.loads(cmd) if cmd.startswith("[") else ["/bin/sh", "-c", cmd])
         (entry,) = [rest for word, rest in body if word == "ENTRYPOINT"]
         self.assertIn("exec rebound-worker", entry)  # the worker gets the signals
         settings = worker_settings(os.path.join(BIN_DIR, "rebound-worker"))

@@ -26,6 +26,12 @@ BIN_DIR = os.environ.get("REBOUND_BIN_DIR", "")
 PROGRAMS = ["rebound-worker", "rebound-trampoline", "rebound-init", "rebound-status",
             "rebound-submit"]
 UNITS = ["rebound-worker.service", "rebound-worker@.service"]
+# What the sandbox (and bubblewrap) use as root: namespaces and mounts, the
+# slots' uids, priorities, signals, job directories and cgroup files, the
+# slots' /proc, rlimits, a namespace's loopback.
+SANDBOX_CAPS = {"CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_SYS_NICE", "CAP_KILL",
+                "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_CHOWN", "CAP_SYS_PTRACE",
+                "CAP_SYS_RESOURCE", "CAP_NET_ADMIN", "CAP_SYS_CHROOT", "CAP_SETPCAP"}
 # Options that would take from the zygote what it needs (README, "Running in
 # production", says why each is left out).
 FORBIDDEN = ["User", "DynamicUser", "PrivateUsers", "PrivateNetwork", "ProtectControlGroups",
@@ -223,6 +229,12 @@ class PackageTest(unittest.TestCase):
                 if re.match(r"(Protect|Private|Restrict|NoNew|Lock|Capability|SystemCall|User"
                             r"|DynamicUser|MemoryDeny|ProcSubset)", key):
                     self.assertTrue("`%s=" % key in readme, "README does not explain %s" % key)
+            dropped = set()
+            for line in svc["CapabilityBoundingSet"]:
+                self.assertTrue(line.startswith("~"), "%s: %s keeps a list" % (name, line))
+                dropped |= set(line[1:].split())
+            self.assertFalse(dropped & SANDBOX_CAPS, "%s drops what the sandbox uses" % name)
+            self.assertIn("CAP_SYS_MODULE", dropped)
             self.assertEqual(unit["Install"]["WantedBy"], ["multi-user.target"])
         template = parse_unit(open(self.path("/lib/systemd/system/rebound-worker@.service")).read())
         svc = template["Service"]
