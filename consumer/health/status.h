@@ -22,6 +22,7 @@
 typedef struct rb_status_opts {
     const char *url; /* borrowed from argv / the environment */
     const char *prefix;
+    bool prefix_given; /* --prefix was on the command line */
     bool json;
     bool prometheus;    /* --prometheus: text exposition format; exclusive with --json, --watch */
     const char *worker; /* --worker: only this id and its consumers (ID.n); NULL: all */

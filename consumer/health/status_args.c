@@ -19,7 +19,7 @@ const char rb_status_usage[] =
     "\n"
     "  --redis-url URL   redis://[:password@]host[:port][/db] or unix:///path\n"
     "                    (default: $REBOUND_REDIS_URL, else " RB_STATUS_DEFAULT_URL ")\n"
-    "  --prefix P        key prefix (default: rebound)\n"
+    "  --prefix P        key prefix (default: $REBOUND_REDIS_PREFIX, else rebound)\n"
     "  --worker ID       only worker ID and its consumers (ID.1, ID.2, ...): the\n"
     "                    exit status then says whether this worker is ready\n"
     "  --json            print JSON instead of a table (--watch adds jobs/s)\n"
@@ -86,6 +86,7 @@ int rb_status_parse_args(int argc, char **argv, const char *env_url, rb_status_o
             if (flag_value(argc, argv, &i, "--prefix", &v, err) < 0) return -1;
             if (*v == '\0') return rb_err_set(err, "--prefix: the prefix is empty");
             o->prefix = v;
+            o->prefix_given = true;
         } else if (is_flag(arg, "--watch")) {
             if (flag_value(argc, argv, &i, "--watch", &v, err) < 0 ||
                 parse_watch(v, &o->watch_s, err) < 0)

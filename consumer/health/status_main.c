@@ -138,6 +138,9 @@ int main(int argc, char **argv)
         fputs(rb_status_usage, stdout);
         return 0;
     }
+    /* The worker's own variable: a probe beside it looks where it writes. */
+    const char *env_prefix = getenv("REBOUND_REDIS_PREFIX");
+    if (!o.prefix_given && env_prefix != NULL && env_prefix[0] != '\0') o.prefix = env_prefix;
     looker l = {.o = &o};
     if (rb_redis_url_parse(o.url, &l.url, &err) < 0) { /* checked by parse_args already */
         fprintf(stderr, "rebound-status: %s\n", err.msg);

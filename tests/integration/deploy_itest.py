@@ -57,12 +57,14 @@ def parse_unit(text):
     return unit
 
 
-def check_probe(test, argv, prefix="rebound"):
+def check_probe(test, argv, settings=None):
     """Run a health probe's command (argv, as a manifest gives it) as its
-    container would, against the test Redis: with the programs under test
-    on PATH, the Redis URL in a 0600 file named by REBOUND_REDIS_URL_FILE
-    and a worker id of this test's own. It must fail while that worker has
-    no heartbeat or is not ready, and pass once it is ready."""
+    container would, against the test Redis: with the container's settings
+    (a {variable: value} of REBOUND_* settings) in its environment, the
+    programs under test on PATH, the Redis URL in a 0600 file named by
+    REBOUND_REDIS_URL_FILE and a worker id of this test's own. It must fail
+    while that worker has no heartbeat or is not ready, and pass once it is
+    ready, under the key prefix the settings name."""
     import tempfile
     import time
 
@@ -74,13 +76,16 @@ def check_probe(test, argv, prefix="rebound"):
     fd, path = tempfile.mkstemp(prefix="rb-redis-url-")
     os.write(fd, (url + "\n").encode())
     os.close(fd)
-    env = {"PATH": "%s:/usr/bin:/bin" % os.environ["REBOUND_BIN_DIR"],
-           "REBOUND_REDIS_URL_FILE": path, "REBOUND_WORKER_ID": wid}
+    env = dict(settings or {})
+    prefix = env.get("REBOUND_REDIS_PREFIX", "rebound")
+    env.update({"PATH": "%s:/usr/bin:/bin" % os.environ["REBOUND_BIN_DIR"],
+                "REBOUND_REDIS_URL_FILE": path, "REBOUND_WORKER_ID": wid})
     r = redis.Redis.from_url(url, decode_responses=True, socket_timeout=30)
     key = "%s:worker:%s" % (prefix, wid)
 
     def probe():
-        p = subprocess.run(argv, env=dict(os.environ, **env), capture_output=True, text=True,
+        base = {k: v for k, v in os.environ.items() if not k.startswith("REBOUND_")}
+        p = subprocess.run(argv, env=dict(base, **env), capture_output=True, text=True,
                            timeout=60)
         test.assertNotIn(url, " ".join(argv))
         return p.returncode, p.stdout + p.stderr

@@ -116,9 +116,11 @@ class ManifestTest(unittest.TestCase):
             self.assertEqual(cmd[:2], ["sh", "-c"], probe)
             self.assertEqual(cmd[2], 'REBOUND_REDIS_URL=$(cat "$REBOUND_REDIS_URL_FILE") '
                              'exec rebound-status --worker "$REBOUND_WORKER_ID"', probe)
-        # rebound-status looks under its default prefix
-        self.assertEqual(self.config["data"].get("REBOUND_REDIS_PREFIX", "rebound"), "rebound")
-        check_probe(self, self.worker["livenessProbe"]["exec"]["command"])
+        # with the ConfigMap's settings, under a prefix of the test's own:
+        # the probe looks where the worker writes
+        settings = dict(self.config["data"],
+                        REBOUND_REDIS_PREFIX="rbtest-k8s-probe-%d" % os.getpid())
+        check_probe(self, self.worker["livenessProbe"]["exec"]["command"], settings)
         sc = self.worker["securityContext"]
         self.assertEqual(sc["runAsUser"], 0)
         self.assertTrue(sc["privileged"])

@@ -326,6 +326,17 @@ class PrometheusTest(unittest.TestCase):
         self.assertEqual(count(samples, "rebound_worker_jobs_total", outcome="error", **old), 0)
         self.assertEqual(series(samples, "rebound_workers"), 3)
         self.assertEqual(series(samples, "rebound_workers_ready"), 1)
+        # the prefix from REBOUND_REDIS_PREFIX, as the worker reads it; the
+        # flag wins
+        env = dict(os.environ, REBOUND_REDIS_PREFIX=self.prefix)
+        p = subprocess.run([STATUS, "--redis-url", REDIS_URL, "--prometheus"], env=env,
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(series(parse(p.stdout)[0], "rebound_workers"), 3)
+        p = subprocess.run([STATUS, "--redis-url", REDIS_URL, "--prometheus", "--prefix",
+                            self.prefix + "-none"], env=env, capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(series(parse(p.stdout)[0], "rebound_workers"), 0)
 
     def test_usage_and_empty(self):
         for args in (["--prometheus", "--json"], ["--prometheus", "--watch", "1"],
