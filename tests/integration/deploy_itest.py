@@ -105,10 +105,12 @@ def check_probe(test, argv, settings=None):
         code, out = probe()
         test.assertEqual(code, 0, "ready: " + out)
     finally:
-        r.delete(key)
-        r.zrem(prefix + ":workers", wid)
-        r.close()
         os.unlink(path)
+        try:
+            r.delete(key)
+            r.zrem(prefix + ":workers", wid)
+        finally:
+            r.close()
 
 
 def run_case(case, tools=()):
