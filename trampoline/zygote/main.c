@@ -263,6 +263,7 @@ int main(int argc, char **argv)
     st.cfg.code_root = root;
 
     unsetenv("GLIBC_TUNABLES"); /* read already; not for the jobs */
+    unsetenv("LD_BIND_NOW");    /* the same */
     if (st.cfg.huge_pages) arenas_install();
     if (init_python() != 0) return 1;
     caches_prepare(&st.caches);
