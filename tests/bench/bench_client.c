@@ -3,6 +3,7 @@
  *
  *   bench_client --amqp-url URL --queue Q [--jobs N] [--window W] [--warmup N]
  *                [--job trivial|numpy | --body-file FILE] [--timeout-ms MS] [--gap-ms MS]
+ *                [--timing]
  *
  * Publishes rebound jobs to queue Q and takes their results over RabbitMQ's
  * direct reply-to, keeping up to W jobs in flight (W = 1: one job at a time,
@@ -24,6 +25,15 @@
  *       worker_ms_p50=0.21
  * (all on one line; worker_ms_p50, the median of the `ms` the results
  * carry - the worker's own timing of each job - only when they carry one).
+ *
+ * --timing asks the built-in job for its stages ("timing": true, see
+ * PROTOCOL.md); the line then ends with the median of each stage, in us
+ * since the worker had the delivery, and outside_ms_p50: the median over
+ * jobs of the round trip less the job's "packed" stage - the time the job
+ * spent outside the worker's stamps (client to broker to worker, result
+ * publish, broker to client):
+ *       stages_us_p50=decoded:13,submitted:14,started:130,done:270,packed:280
+ *       outside_ms_p50=0.52
  * Exit status: 0 when every result came back with status "ok", 1 when some
  * did not or a reply did not come within --timeout-ms, 2 on bad usage.
  */
@@ -53,7 +63,12 @@ typedef struct opts {
     int warmup;
     int timeout_ms;
     int gap_ms;
+    bool timing;
 } opts;
+
+/* The stages a result's `timing` map carries, in their order (PROTOCOL.md). */
+static const char *const STAGES[] = {"decoded", "submitted", "started", "done", "packed"};
+#define NSTAGES (sizeof STAGES / sizeof STAGES[0])
 
 /* One batch of jobs: per job, when it went out and how long it took. */
 typedef struct batch {
@@ -62,6 +77,9 @@ typedef struct batch {
     double *lat_ms;  /* < 0: no reply yet */
     double *work_ms; /* the `ms` results carry (the worker's own timing) */
     int nwork;
+    double *stage_us[NSTAGES]; /* per job with a timing map: each stage */
+    double *outside_ms;        /* and its round trip less its "packed" */
+    int nstage;
     int sent, got, ok;
     double first_ms, last_ms;
     bool reported; /* the first failed result is shown, not every one */
@@ -142,7 +160,11 @@ static char *job_body(const opts *o, size_t *len)
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 3);
+    msgpack_pack_map(&pk, o->timing ? 4 : 3);
+    if (o->timing) {
+        rb_pack_key(&pk, "timing");
+        msgpack_pack_true(&pk);
+    }
     rb_pack_key(&pk, "v");
     msgpack_pack_int(&pk, 1);
     rb_pack_key(&pk, "id");
@@ -218,6 +240,21 @@ static int other_frame(amqp_connection_state_t conn, const char *queue)
     }
 }
 
+/* A result's `timing` map: kept when it has every stage. */
+static void take_stages(const msgpack_object *timing, double lat_ms, batch *b)
+{
+    if (!timing || timing->type != MSGPACK_OBJECT_MAP) return;
+    double v[NSTAGES];
+    for (size_t i = 0; i < NSTAGES; i++) {
+        const msgpack_object *o = rb_map_get(timing, STAGES[i]);
+        if (!o || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return;
+        v[i] = (double)o->via.u64;
+    }
+    for (size_t i = 0; i < NSTAGES; i++)
+        b->stage_us[i][b->nstage] = v[i];
+    b->outside_ms[b->nstage++] = lat_ms - v[NSTAGES - 1] / 1e3;
+}
+
 static void show_str(const char *what, const msgpack_object *o)
 {
     if (o && o->type == MSGPACK_OBJECT_STR)
@@ -226,7 +263,7 @@ static void show_str(const char *what, const msgpack_object *o)
 
 /* Whether a result body says status "ok". The first failure is shown with
  * its error message, so that a broken setup is not mistaken for a slow one. */
-static bool result_ok(const void *body, size_t len, batch *b)
+static bool result_ok(const void *body, size_t len, double lat_ms, batch *b)
 {
     const msgpack_object *ms;
     rb_err err = {{0}};
@@ -245,6 +282,7 @@ static bool result_ok(const void *body, size_t len, batch *b)
         ms = rb_map_get(&u.data, "ms");
         if (ms && (ms->type == MSGPACK_OBJECT_FLOAT64 || ms->type == MSGPACK_OBJECT_FLOAT32))
             b->work_ms[b->nwork++] = ms->via.f64;
+        take_stages(rb_map_get(&u.data, "timing"), lat_ms, b);
         if (!ok && !b->reported) {
             fprintf(stderr, "bench_client: a job failed:");
             show_str("status", st);
@@ -289,7 +327,7 @@ static int take_reply(amqp_connection_state_t conn, const char *queue, int timeo
             b->lat_ms[idx] = t - b->sent_ms[idx];
             b->got++;
             b->last_ms = t;
-            if (result_ok(env.message.body.bytes, env.message.body.len, b)) b->ok++;
+            if (result_ok(env.message.body.bytes, env.message.body.len, b->lat_ms[idx], b)) b->ok++;
             rc = 1;
         }
         amqp_destroy_envelope(&env);
@@ -341,7 +379,11 @@ static int batch_init(batch *b, int jobs, int window)
     b->sent_ms = calloc((size_t)jobs, sizeof *b->sent_ms);
     b->lat_ms = calloc((size_t)jobs, sizeof *b->lat_ms);
     b->work_ms = calloc((size_t)jobs, sizeof *b->work_ms);
-    return b->sent_ms && b->lat_ms && b->work_ms ? 0 : -1;
+    b->outside_ms = calloc((size_t)jobs, sizeof *b->outside_ms);
+    bool ok = b->sent_ms && b->lat_ms && b->work_ms && b->outside_ms;
+    for (size_t i = 0; i < NSTAGES; i++)
+        ok = (b->stage_us[i] = calloc((size_t)jobs, sizeof *b->stage_us[i])) && ok;
+    return ok ? 0 : -1;
 }
 
 static void batch_free(batch *b)
@@ -349,6 +391,9 @@ static void batch_free(batch *b)
     free(b->sent_ms);
     free(b->lat_ms);
     free(b->work_ms);
+    free(b->outside_ms);
+    for (size_t i = 0; i < NSTAGES; i++)
+        free(b->stage_us[i]);
 }
 
 static int parse_int(const char *flag, const char *s, int min, int *out)
@@ -369,6 +414,10 @@ static int parse_args(int argc, char **argv, opts *o)
     *o = (opts){.job = "trivial", .jobs = 2000, .window = 1, .warmup = 20, .timeout_ms = 30000};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (strcmp(a, "--timing") == 0) {
+            o->timing = true;
+            continue;
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "bench_client: %s: missing value\n", a);
             return -1;
@@ -416,7 +465,7 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &o) < 0) {
         fprintf(stderr, "usage: bench_client --amqp-url URL --queue Q [--jobs N] [--window W] "
                         "[--warmup N] [--job trivial|numpy | --body-file FILE] [--timeout-ms MS] "
-                        "[--gap-ms MS]\n");
+                        "[--gap-ms MS] [--timing]\n");
         return 2;
     }
     size_t len = 0;
@@ -453,6 +502,15 @@ int main(int argc, char **argv)
     if (b.nwork > 0) {
         qsort(b.work_ms, (size_t)b.nwork, sizeof *b.work_ms, cmp_double);
         printf(" worker_ms_p50=%.4f", pct(b.work_ms, b.nwork, 0.5));
+    }
+    if (b.nstage > 0) {
+        printf(" stages_us_p50=");
+        for (size_t i = 0; i < NSTAGES; i++) {
+            qsort(b.stage_us[i], (size_t)b.nstage, sizeof *b.stage_us[i], cmp_double);
+            printf("%s%s:%.0f", i ? "," : "", STAGES[i], pct(b.stage_us[i], b.nstage, 0.5));
+        }
+        qsort(b.outside_ms, (size_t)b.nstage, sizeof *b.outside_ms, cmp_double);
+        printf(" outside_ms_p50=%.4f", pct(b.outside_ms, b.nstage, 0.5));
     }
     putchar('\n');
     rc = b.ok == b.jobs ? 0 : 1;
