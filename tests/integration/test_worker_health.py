@@ -61,9 +61,11 @@ class WorkerHealth(unittest.TestCase):
         for field in ("id", "host", "pid", "queue", "mode", "version", "state", "started_ms",
                       "beat_ms", "slots", "busy", "jobs_ok", "jobs_error", "jobs_timeout",
                       "jobs_crashed", "jobs_rejected", "redelivered", "last_job_ms",
-                      "avg_run_ms", "rss_kb", "preload_failed", "sandbox"):
+                      "avg_run_ms", "rss_kb", "preload_failed", "sandbox", "python"):
             self.assertIn(field, info)
         self.assertEqual(info["id"], self.wid)
+        # As the trampoline reported it: the embedded Python's version.
+        self.assertRegex(info["python"], r"^3\.1[1-9]\.\d+$")
         self.assertEqual(int(info["pid"]), self.worker.consumer_pids()[0])
         ttl = int(redis("PTTL", self.key))
         self.assertTrue(0 < ttl <= 3 * INTERVAL_MS, ttl)

@@ -59,6 +59,27 @@ static void test_preload_failures_are_reported(void **state)
     rb_pool_free(pool);
 }
 
+/* The mother reports the version of the Python she runs (the worker, which
+ * does not link Python, puts it in its heartbeat): the one the build chose,
+ * and what a job sees. */
+static void test_the_python_version_is_reported(void **state)
+{
+    (void)state;
+    rb_pool *pool = harness_pool("internal", 1, root, NULL);
+    assert_string_equal(rb_pool_python(pool), REBOUND_PYTHON_VERSION);
+    msgpack_unpacked res;
+    assert_true(
+        harness_run_json(pool,
+                         "{\"v\":1,\"id\":\"v\",\"calls\":[{\"source\":"
+                         "\"import platform\\ndef v():\\n    return platform.python_version()\","
+                         "\"fcn\":\"v\"}]}",
+                         &res, 10000));
+    assert_string_equal(harness_sget(&res.data, "status"), "ok");
+    assert_string_equal(harness_sget(&res.data, "results.0.val"), rb_pool_python(pool));
+    msgpack_unpacked_destroy(&res);
+    rb_pool_free(pool);
+}
+
 typedef struct order {
     rb_pool *pool;
     uint64_t tags[16];
@@ -243,6 +264,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_preload_failures_are_reported),
+        cmocka_unit_test(test_the_python_version_is_reported),
         cmocka_unit_test(test_jobs_queue_in_fifo_order),
         cmocka_unit_test(test_pool_death_takes_every_process_along),
         cmocka_unit_test(test_stopped_zygote_is_replaced),
