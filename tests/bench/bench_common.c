@@ -30,7 +30,9 @@ double bench_pct(double *v, int n, double p)
     return v[i];
 }
 
-double bench_tree_cpu_ms(pid_t pid)
+/* Summed over pid and its descendants, live or reaped (the c* fields):
+ * CPU clock ticks, or minor page faults. */
+static unsigned long long tree_sum(pid_t pid, bool faults)
 {
     char path[96], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
@@ -40,18 +42,28 @@ double bench_tree_cpu_ms(pid_t pid)
     fclose(f);
     buf[n] = '\0';
     char *p = strrchr(buf, ')');
-    unsigned long long ut = 0, st = 0, cut = 0, cst = 0;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &ut,
-                     &st, &cut, &cst) != 4)
+    unsigned long long mf = 0, cmf = 0, ut = 0, st = 0, cut = 0, cst = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %llu %llu %*u %*u %llu %llu %llu %llu",
+                     &mf, &cmf, &ut, &st, &cut, &cst) != 6)
         return 0;
-    double ms = (double)(ut + st + cut + cst) * 1000.0 / sysconf(_SC_CLK_TCK);
+    unsigned long long sum = faults ? mf + cmf : ut + st + cut + cst;
     snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
     f = fopen(path, "r");
     int child;
     while (f && fscanf(f, "%d", &child) == 1)
-        ms += bench_tree_cpu_ms(child);
+        sum += tree_sum(child, faults);
     if (f) fclose(f);
-    return ms;
+    return sum;
+}
+
+double bench_tree_cpu_ms(pid_t pid)
+{
+    return (double)tree_sum(pid, false) * 1000.0 / sysconf(_SC_CLK_TCK);
+}
+
+unsigned long long bench_tree_minflt(pid_t pid)
+{
+    return tree_sum(pid, true);
 }
 
 double bench_self_cpu_ms(void)

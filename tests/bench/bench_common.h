@@ -20,6 +20,10 @@ double bench_pct(double *v, int n, double p);
  * reaped: on a loaded machine this stays honest where wall time does not. */
 double bench_tree_cpu_ms(pid_t pid);
 
+/* Minor page faults of pid and all its descendants, live or reaped: for a
+ * forked child, mostly the copies of the pages it writes. */
+unsigned long long bench_tree_minflt(pid_t pid);
+
 /* CPU time (ms) of this process alone: the pool's side. */
 double bench_self_cpu_ms(void);
 

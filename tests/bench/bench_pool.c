@@ -2,7 +2,13 @@
  * bench_pool: the trampoline pool on its own (no broker), side by side with
  * what a naive worker does (a fresh /usr/bin/python3 per job).
  *
- *   bench_pool [--jobs N] [--naive-jobs N] [--only throughput|latency|modes]
+ *   bench_pool [--jobs N] [--naive-jobs N] [--only throughput|latency|modes|pythons]
+ *              [--pythons BINDIR,BINDIR,...]
+ *
+ * --pythons: the trivial job through the rebound-trampoline of each build
+ * directory's bin/ (one per embedded Python, tests/bench/run builds them),
+ * side by side: CPU and minor page faults per job. Those Pythons may lack
+ * numpy: the preload is standard-library modules only.
  *
  * Prints tables: the trivial job in internal, native and container mode
  * side by side (what the sandbox and the container cost); per-job overhead (submit to collected
@@ -39,6 +45,8 @@ static double throughput(rb_pool *pool, const char *json, int jobs)
 }
 
 static const char *JOB = "{\"v\":1,\"id\":\"b\",\"calls\":[{\"file\":\"f.py\",\"fcn\":\"f\"}]}";
+static const char *PLAIN_JOB =
+    "{\"v\":1,\"id\":\"b\",\"calls\":[{\"file\":\"plain.py\",\"fcn\":\"f\"}]}";
 static const char *NP_JOB =
     "{\"v\":1,\"id\":\"b\",\"calls\":[{\"file\":\"f.py\",\"fcn\":\"g\",\"args\":[50]}]}";
 
@@ -112,6 +120,47 @@ static double fork_floor_ms(int forks)
     return n > 0 ? atof(buf) : 0;
 }
 
+typedef struct table_row {
+    const char *name, *fmt; /* fmt: one double */
+    const double *v;        /* one per column */
+} table_row;
+
+/* A markdown table: a column per name (a column whose ran[] is false says
+ * so), then with ratios, each column after the first over the first. */
+static void print_table(const char *title, const char *const *names, int n, const table_row *rows,
+                        size_t nrows, const bool *ran, bool ratios)
+{
+    int cols = ratios ? 2 * n - 1 : n;
+    printf("| %s |", title);
+    for (int c = 0; c < n; c++)
+        printf(" %s |", names[c]);
+    for (int c = 1; ratios && c < n; c++)
+        printf(" %s / %s |", names[c], names[0]);
+    printf("\n|---|");
+    for (int c = 0; c < cols; c++)
+        printf("---:|");
+    printf("\n");
+    for (size_t r = 0; r < nrows; r++) {
+        printf("| %s |", rows[r].name);
+        for (int c = 0; c < n; c++) {
+            if (!ran[c]) {
+                printf(" (not run) |");
+                continue;
+            }
+            printf(" ");
+            printf(rows[r].fmt, rows[r].v[c]);
+            printf(" |");
+        }
+        for (int c = 1; ratios && c < n; c++)
+            if (ran[c] && ran[0] && rows[r].v[0] > 0)
+                printf(" %.2fx |", rows[r].v[c] / rows[r].v[0]);
+            else
+                printf(" - |");
+        printf("\n");
+    }
+    printf("\n");
+}
+
 /* The same trivial job in each execution mode, side by side: what the
  * sandbox (native), a CPU per slot, and the container around the mother
  * cost per job. */
@@ -139,51 +188,75 @@ static void modes_table(const char *root, int jobs)
         rb_pool_free(two);
         ran[m] = true;
     }
-    printf("| trivial job, by mode |");
-    for (int m = 0; m < N; m++)
-        printf(" %s |", names[m]);
-    for (int m = 1; m < N; m++)
-        printf(" %s / internal |", names[m]);
-    printf("\n|---|");
-    for (int m = 0; m < 2 * N - 1; m++)
-        printf("---:|");
-    printf("\n");
-    const struct {
-        const char *name, *fmt;
-        const double *v;
-    } rows[] = {
+    const table_row rows[] = {
         {"latency p50 (ms), 1 slot", "%.3f", p50},
         {"latency p99 (ms), 1 slot", "%.3f", p99},
         {"jobs/s, 2 slots", "%.0f", rate},
         {"CPU per job, all processes (ms)", "%.2f", cpu},
         {"of which the pool's own (ms)", "%.2f", cpu_pool},
     };
-    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
-        printf("| %s |", rows[r].name);
-        for (int m = 0; m < N; m++) {
-            if (!ran[m]) {
-                printf(" (no bwrap) |");
-                continue;
-            }
-            printf(" ");
-            printf(rows[r].fmt, rows[r].v[m]);
-            printf(" |");
-        }
-        for (int m = 1; m < N; m++)
-            if (ran[m] && rows[r].v[0] > 0)
-                printf(" %.2fx |", rows[r].v[m] / rows[r].v[0]);
-            else
-                printf(" - |");
-        printf("\n");
+    print_table("trivial job, by mode", names, N, rows, sizeof rows / sizeof rows[0], ran, true);
+}
+
+/* Standard-library modules only: every Python has them. */
+#define STDLIB_PRELOAD "json,random,math,re,collections"
+#define MAX_PYTHONS 8
+
+/* The trivial job through each bin directory's trampoline (a comma list),
+ * side by side. Page faults: minor faults of the whole tree below the
+ * mother (children reaped by their zygote included) over the run, per job:
+ * for a forked child that is mostly the pages it copies on write. */
+static void pythons_table(const char *root, const char *mode, const char *dirs, int jobs)
+{
+    char *list = strdup(dirs), *save = NULL;
+    char names[MAX_PYTHONS][48];
+    double cpu[MAX_PYTHONS], pool_cpu[MAX_PYTHONS], faults[MAX_PYTHONS], rate[MAX_PYTHONS];
+    int n = 0;
+    for (char *d = strtok_r(list, ",", &save); d && n < MAX_PYTHONS;
+         d = strtok_r(NULL, ",", &save), n++) {
+        char tramp[4096];
+        snprintf(tramp, sizeof tramp, "%s/rebound-trampoline", d);
+        rb_pool_config cfg;
+        harness_config(&cfg, mode, 2, root);
+        cfg.trampoline_path = tramp;
+        cfg.preload = STDLIB_PRELOAD;
+        rb_pool *pool = harness_pool(mode, 2, root, &cfg);
+        harness_drive(pool, 20000, bench_all_ready, pool);
+        snprintf(names[n], sizeof names[n], "Python %s", rb_pool_python(pool));
+        pid_t mother = 0, zygote = 0;
+        harness_pool_pids(getpid(), &mother, &zygote);
+        unsigned long long f0 = mother > 0 ? bench_tree_minflt(mother) : 0;
+        rate[n] = throughput(pool, PLAIN_JOB, jobs);
+        unsigned long long f1 = mother > 0 ? bench_tree_minflt(mother) : 0;
+        cpu[n] = cpu_per_job;
+        pool_cpu[n] = cpu_pool_per_job;
+        faults[n] = (double)(f1 - f0) / jobs;
+        rb_pool_free(pool);
     }
-    printf("\n");
+    free(list);
+    const char *heads[MAX_PYTHONS];
+    bool ran[MAX_PYTHONS];
+    for (int i = 0; i < n; i++) {
+        heads[i] = names[i];
+        ran[i] = true;
+    }
+    const table_row rows[] = {
+        {"CPU per job, all processes (ms)", "%.2f", cpu},
+        {"of which the pool's own (ms)", "%.2f", pool_cpu},
+        {"minor page faults per job (child and zygote)", "%.0f", faults},
+        {"jobs/s", "%.0f", rate},
+    };
+    print_table("trivial job, preload " STDLIB_PRELOAD ", 2 slots", heads, n, rows,
+                sizeof rows / sizeof rows[0], ran, true);
 }
 
 int main(int argc, char **argv)
 {
     int jobs = 3000, naive_jobs = 40;
     const char *only = ""; /* "throughput" or "latency": that row alone, for profiling */
+    const char *pythons = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--pythons") == 0) pythons = argv[i + 1];
         if (strcmp(argv[i], "--jobs") == 0) jobs = atoi(argv[i + 1]);
         if (strcmp(argv[i], "--naive-jobs") == 0) naive_jobs = atoi(argv[i + 1]);
         if (strcmp(argv[i], "--only") == 0) only = argv[i + 1];
@@ -197,6 +270,9 @@ int main(int argc, char **argv)
                   "def g(n):\n"
                   "    a = np.arange(n * n, dtype=float).reshape(n, n)\n"
                   "    return float((a @ a.T).trace())\n");
+    harness_write(root, "plain.py",
+                  "def f():\n"
+                  "    return 1\n");
 
     printf("rebound pool benchmark (mode %s, %d jobs per row; medians of one run)\n\n", mode, jobs);
 
@@ -217,6 +293,13 @@ int main(int argc, char **argv)
         latency(one, JOB, jobs, &p50, &p99);
         printf("latency p50 %.3f ms, p99 %.3f ms\n", p50, p99);
         rb_pool_free(one);
+        harness_rmtree(root);
+        free(root);
+        return 0;
+    }
+    if (pythons && (strcmp(only, "pythons") == 0 || only[0] == '\0'))
+        pythons_table(root, mode, pythons, jobs);
+    if (strcmp(only, "pythons") == 0) {
         harness_rmtree(root);
         free(root);
         return 0;
