@@ -95,19 +95,21 @@ endif()
 
 add_library(rebound_python INTERFACE)
 target_include_directories(rebound_python SYSTEM INTERFACE "${_rb_py_include}")
-separate_arguments(_rb_py_syslibs_list UNIX_COMMAND "${_rb_py_libs} ${_rb_py_syslibs}")
-target_link_libraries(rebound_python INTERFACE "${_rb_py_lib}" ${_rb_py_syslibs_list})
 if(_rb_py_shared)
-    # A libpython outside the dynamic linker's own directories (pyenv's,
-    # a /opt build) is found through the binary's rpath, in the build tree
-    # and once installed alike.
-    if(NOT _rb_py_libdir IN_LIST CMAKE_C_IMPLICIT_LINK_DIRECTORIES)
-        target_link_options(rebound_python INTERFACE "LINKER:-rpath,${_rb_py_libdir}")
-    endif()
+    # A shared libpython brings its own dependencies. One outside the
+    # dynamic linker's directories (pyenv's, a /opt build) is found through
+    # the binary's rpath, the same in the build tree and once installed
+    # (built so from the start: CMake's build-tree rpath would end in an
+    # empty entry, the current directory, kept as room for the install's).
+    target_link_libraries(rebound_python INTERFACE "${_rb_py_lib}")
+    set(CMAKE_INSTALL_RPATH_USE_LINK_PATH ON)
+    set(CMAKE_BUILD_WITH_INSTALL_RPATH ON)
 else()
-    # A static libpython: extension modules (.so files loaded later) link
-    # against symbols of the program itself.
+    # A static libpython needs its libraries named, and exports the
+    # program's symbols to the extension modules (.so files) it loads.
+    separate_arguments(_rb_py_deps UNIX_COMMAND "${_rb_py_libs} ${_rb_py_syslibs}")
     separate_arguments(_rb_py_lfs UNIX_COMMAND "${_rb_py_linkforshared}")
+    target_link_libraries(rebound_python INTERFACE "${_rb_py_lib}" ${_rb_py_deps})
     target_link_options(rebound_python INTERFACE ${_rb_py_lfs})
 endif()
 
