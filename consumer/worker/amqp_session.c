@@ -111,14 +111,64 @@ uint32_t rb_amqp_suspects_waiting(const rb_amqp *a)
     return a->suspects_waiting;
 }
 
+const char *rb_amqp_dead_queue_note(const rb_amqp *a)
+{
+    return a->dead_note;
+}
+
+/* The broker closed channel 1 over a failed RPC: confirm, and open it
+ * again. */
+static int reopen_channel(rb_amqp *a, rb_err *err)
+{
+    amqp_channel_close_ok_t ok;
+    memset(&ok, 0, sizeof ok);
+    int rc = amqp_send_method(a->conn, 1, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+    if (rc != AMQP_STATUS_OK)
+        return rb_err_set(err, "channel.close-ok: %s", amqp_error_string2(rc));
+    amqp_channel_open(a->conn, 1);
+    return check_rpc(a, "opening the channel again", err);
+}
+
+static bool channel_closed(amqp_rpc_reply_t r)
+{
+    return r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+           r.reply.id == AMQP_CHANNEL_CLOSE_METHOD;
+}
+
+/* <queue>.dead, a classic queue. Its failure does not stop the worker:
+ * in a cluster a classic queue lives on one node, and while that node is
+ * down the queue cannot be declared from the others (404, "home node ...
+ * is down"), though jobs can still run from a quorum queue. And an
+ * operator may have declared it otherwise (a quorum queue: 406, other
+ * arguments), which is used as it is. a->dead_note says what is wrong when
+ * the queue cannot be used. */
+static int declare_dead(rb_amqp *a, const char *dead, rb_err *err)
+{
+    amqp_queue_declare(a->conn, 1, amqp_cstring_bytes(dead), 0, 1, 0, 0, amqp_empty_table);
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(a->conn);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL) return 0;
+    if (!channel_closed(r)) return check_rpc(a, "declaring the dead-letter queue", err);
+    char why[300];
+    rb_amqp_reply_text(r, why, sizeof why);
+    if (reopen_channel(a, err) < 0) return -1;
+    amqp_queue_declare(a->conn, 1, amqp_cstring_bytes(dead), 1, 1, 0, 0, amqp_empty_table);
+    r = amqp_get_rpc_reply(a->conn);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL) return 0; /* there, declared otherwise */
+    if (!channel_closed(r)) return check_rpc(a, "declaring the dead-letter queue", err);
+    snprintf(a->dead_note, sizeof a->dead_note,
+             "the dead-letter queue %s cannot be used (%s): the broker drops what would go "
+             "there until it is back",
+             dead, why);
+    return reopen_channel(a, err);
+}
+
 static int declare(rb_amqp *a, const rb_amqp_params *p, rb_err *err)
 {
     char dead[300], suspects[300];
     snprintf(dead, sizeof dead, "%s.dead", p->queue);
     rb_amqp_suspects_queue(p->queue, suspects, sizeof suspects);
 
-    amqp_queue_declare(a->conn, 1, amqp_cstring_bytes(dead), 0, 1, 0, 0, amqp_empty_table);
-    if (check_rpc(a, "declaring the dead-letter queue", err) < 0) return -1;
+    if (declare_dead(a, dead, err) < 0) return -1;
 
     amqp_table_entry_t args[4];
     int n = 0;

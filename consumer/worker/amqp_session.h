@@ -147,6 +147,10 @@ void rb_amqp_suspects_queue(const char *queue, char *out, size_t cap);
  * up (queue.declare-ok's count of ready messages). */
 uint32_t rb_amqp_suspects_waiting(const rb_amqp *a);
 
+/* "" or why <queue>.dead could not be declared at setup (its cluster node
+ * down): the connection works without it. Owned by a. */
+const char *rb_amqp_dead_queue_note(const rb_amqp *a);
+
 /* basic.ack / basic.reject (requeue as given). 0 or -1 with err set. */
 int rb_amqp_ack(rb_amqp *a, uint64_t tag, rb_err *err);
 int rb_amqp_reject(rb_amqp *a, uint64_t tag, bool requeue, rb_err *err);
@@ -171,6 +175,7 @@ struct rb_amqp {
     uint64_t next_seq;         /* of the next publish, from 1 after confirm.select */
     char consumer_tag[256];    /* "" while not consuming (cancelled, or publish only) */
     uint32_t suspects_waiting; /* ready in <queue>.suspects at setup */
+    char dead_note[600];       /* rb_amqp_dead_queue_note */
     int sndbuf;                /* SO_SNDBUF, as the kernel reports it */
     size_t max_body;
     rb_amqp_rd_state rd_state; /* of the delivery being assembled */

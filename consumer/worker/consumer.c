@@ -144,6 +144,8 @@ static void try_connect(rb_consumer *c)
             "to publish",
             shown, c->broker + 1, cfg->nbrokers, rb_queue_type_name(cfg->queue_type), cfg->queue,
             cfg->prefetch, c->draining ? " (draining: not consuming)" : "", c->outbox.nheld);
+    const char *dead_note = rb_amqp_dead_queue_note(c->amqp);
+    if (dead_note[0]) rb_warn("%s", dead_note);
     c->last_activity_ms = c->connected_at_ms;
     /* Suspects left by a consumer that died before its quarantine
      * consumer ran them (on any host): run them here. */

@@ -182,7 +182,7 @@ def servers_sh(script, *args, ns=None, timeout=180, env=None):
 class Rabbit:
     """A private RabbitMQ node: state in dir, started in namespace ns (or
     here), its AMQP listener on bind (an address of that namespace); conf
-    is added to its rabbitmq.conf."""
+    is added to its rabbitmq.conf. Stopped by cleanup (unless None)."""
 
     def __init__(self, cleanup, dir, node, amqp, dist, epmd, bind="127.0.0.1", ns=None,
                  conf=""):
@@ -193,7 +193,8 @@ class Rabbit:
         if conf:
             with open(os.path.join(dir, "rabbitmq.conf"), "a") as f:
                 f.write(conf)
-        cleanup.add("stopping RabbitMQ " + node, self.stop_all)
+        if cleanup:  # a cluster's nodes are stopped by the cluster
+            cleanup.add("stopping RabbitMQ " + node, self.stop_all)
 
     def start(self):
         """Start the node; the seconds it took."""
@@ -309,17 +310,26 @@ def code_root(cleanup):
 
 # ---- the job stream ----------------------------------------------------------------
 
-class Stream:
-    """A sender with direct reply-to on a connection made in namespace ns.
-    Every reply is kept with the time it came (time.monotonic())."""
+# Each multi-host test's stream: JOBS jobs of JOB_SECONDS each, on workers
+# of SLOTS slots.
+JOBS = 240
+JOB_SECONDS = 0.08
+SLOTS = 2
 
-    def __init__(self, url, ns=None):
+class Stream:
+    """A sender with direct reply-to on a connection made in namespace ns,
+    with publisher confirms if asked. Every reply is kept with the time it
+    came (time.monotonic())."""
+
+    def __init__(self, url, ns=None, confirm=False):
         with InNetns(ns):
             params = pika.URLParameters(url)
             params.heartbeat = 30
             params.blocked_connection_timeout = 60
             self.conn = pika.BlockingConnection(params)
         self.ch = self.conn.channel()
+        if confirm:  # each send returns once the broker has the job
+            self.ch.confirm_delivery()
         self.replies = {}  # job id -> [(time, result)]
         self.ch.basic_consume("amq.rabbitmq.reply-to", self._on_reply, auto_ack=True)
 
@@ -354,6 +364,31 @@ class Stream:
             pass
 
 
+def start_stream(stream, queue):
+    """Send the stream's jobs and wait until a third are answered: (job
+    ids, when the first was sent, first answers per host so far)."""
+    ids = ["j%04d" % i for i in range(JOBS)]
+    t_start = time.monotonic()
+    for i, job_id in enumerate(ids):
+        stream.send(queue, job_id, i, JOB_SECONDS)
+    stream.wait_for(lambda: len(stream.replies) >= JOBS // 3, 120, "a third of the replies")
+    before, _, _ = summary(stream, ids)
+    return ids, t_start, before
+
+
+def check_stream(stream, ids, before, hosts):
+    """Every job answered ok, and each host did a fair part before the
+    trouble (at least a quarter of its half: prefetch = slots each)."""
+    _, _, missing = summary(stream, ids)
+    assert not missing, "jobs never answered: %s" % missing
+    bad = [(i, r) for i in ids for _, r in stream.replies[i] if r.get("status") != "ok"]
+    assert not bad, "jobs not ok: %s" % bad[:3]
+    share = JOBS // 3 // 4
+    for name in hosts:
+        assert before.get(name, 0) >= share, "%s answered %d of the first %d jobs" % (
+            name, before.get(name, 0), sum(before.values()))
+
+
 def host_of(result):
     """The worker id a result names, without the ".n" of a consumer or the
     ".quarantine" of the quarantine consumer (which runs redelivered jobs)."""
@@ -372,3 +407,98 @@ def summary(stream, ids):
         dups += max(0, len(got) - 1)
     missing = [i for i in ids if i not in stream.replies]
     return per, dups, missing
+
+
+# ---- a RabbitMQ cluster on loopback ----------------------------------------------
+
+def free_ports(n):
+    """n distinct loopback ports nothing listens on, below the ephemeral
+    range (as servers.sh's rb_pick_port)."""
+    import random
+    out = []
+    while len(out) < n:
+        port = random.randrange(20000, 30000)
+        if port in out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        out.append(port)
+    return out
+
+
+class Cluster:
+    """Three RabbitMQ nodes on loopback (names rbc<i>-<tag>@localhost, ports
+    of their own, a directory each under state), sharing one epmd and one
+    Erlang cookie. Node 1 starts alone; nodes 2 and 3 join it at boot
+    (classic peer discovery), started side by side."""
+
+    def __init__(self, cleanup, state, tag, size=3):
+        ports = free_ports(2 * size + 1)
+        epmd = ports[-1]
+        self.nodes = []
+        cookie = uuid.uuid4().hex.upper()
+        first = "rbc1-%s@localhost" % tag
+        for i in range(size):
+            d = os.path.join(state, "node%d" % (i + 1))
+            os.makedirs(os.path.join(d, "home"))
+            fd = os.open(os.path.join(d, "home", ".erlang.cookie"),
+                         os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(cookie)
+            conf = ("cluster_formation.peer_discovery_backend = classic_config\n"
+                    "cluster_formation.classic_config.nodes.1 = %s\n" % first) if i else ""
+            self.nodes.append(Rabbit(None, d, "rbc%d-%s@localhost" % (i + 1, tag),
+                                     ports[2 * i], ports[2 * i + 1], epmd, conf=conf))
+        cleanup.add("stopping the cluster", self.stop_all)
+        self.urls = ["amqp://guest:guest@127.0.0.1:%d/%%2f" % n.port for n in self.nodes]
+
+    def start(self):
+        """Start all nodes; the seconds it took."""
+        import threading
+        t0 = time.monotonic()
+        self.nodes[0].start()
+        # One epmd for all: the others find it by its pid file.
+        with open(os.path.join(self.nodes[0].dir, "epmd.pid")) as f:
+            pid = f.read()
+        for n in self.nodes[1:]:
+            with open(os.path.join(n.dir, "epmd.pid"), "w") as f:
+                f.write(pid)
+        errors = []
+
+        def start(n):
+            try:
+                n.start()
+            except Exception as e:
+                errors.append(e)
+        threads = [threading.Thread(target=start, args=(n,)) for n in self.nodes[1:]]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+        if errors or any(t.is_alive() for t in threads):
+            raise AssertionError("cluster nodes did not start: %s" % errors)
+        running = self.nodes[0].ctl("-q", "eval", "length(rabbit_nodes:all_running()).")
+        if running.strip() != str(len(self.nodes)):
+            raise AssertionError("cluster has %s running nodes, not %d"
+                                 % (running.strip(), len(self.nodes)))
+        return time.monotonic() - t0
+
+    def stop_all(self):
+        """Every node, then the one epmd they share (node 1's)."""
+        failed = []
+        for n in reversed(self.nodes):
+            try:
+                n.stop()
+            except Exception as e:
+                failed.append(e)
+        for n in self.nodes[1:]:
+            try:
+                os.unlink(os.path.join(n.dir, "epmd.pid"))
+            except FileNotFoundError:
+                pass
+        self.nodes[0].stop_all()
+        if failed:
+            raise AssertionError("nodes did not stop: %s" % failed)

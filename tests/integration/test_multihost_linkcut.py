@@ -26,11 +26,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import multihost_itest as mh  # noqa: E402
 
-JOBS = 240
-JOB_SECONDS = 0.08
-SLOTS = 2
-
-
 def main():
     mh.require_bin()
     why = mh.can_make_netns()
@@ -61,7 +56,7 @@ def main():
 
         queue = "rbtest.linkcut.%s" % tag
         root = mh.code_root(cleanup)
-        common = ["--slots", str(SLOTS), "--amqp-heartbeat", "2", "--heartbeat-ms", "500",
+        common = ["--slots", str(mh.SLOTS), "--amqp-heartbeat", "2", "--heartbeat-ms", "500",
                   "--drain-ms", "2000"]
         workers = {}
         for name, ns, addr in (("host1", ns_1, "10.213.1.1"), ("host2", ns_2, "10.213.2.1")):
@@ -74,12 +69,7 @@ def main():
 
         stream = mh.Stream("amqp://guest:guest@127.0.0.1:5672/%2f", ns=ns_b)
         cleanup.add("closing the stream", stream.close)
-        ids = ["j%04d" % i for i in range(JOBS)]
-        t_start = time.monotonic()
-        for i, job_id in enumerate(ids):
-            stream.send(queue, job_id, i, JOB_SECONDS)
-        stream.wait_for(lambda: len(stream.replies) >= JOBS // 3, 120, "a third of the replies")
-        before, _, _ = mh.summary(stream, ids)
+        ids, t_start, before = mh.start_stream(stream, queue)
         print("answered before the cut: %s" % before)
 
         mh.run(["ip", "-n", ns_1, "link", "set", "h1", "down"])
@@ -104,17 +94,9 @@ def main():
             print("host1's %d held jobs: first answered %.1f s after the cut, last %.1f s after"
                   % (len(held), recovered[0] - t_cut, recovered[-1] - t_cut))
         print("stream of %d jobs done %.1f s after the cut (%.1f s in all)"
-              % (JOBS, t_end - t_cut, t_end - t_start))
+              % (mh.JOBS, t_end - t_cut, t_end - t_start))
 
-        assert not missing, "jobs never answered: %s" % missing
-        bad = [(i, r) for i in ids for _, r in stream.replies[i] if r.get("status") != "ok"]
-        assert not bad, "jobs not ok: %s" % bad[:3]
-        # Each host did a fair part before the cut (prefetch = slots each).
-        share = JOBS // 3 // 4
-        for name in workers:
-            assert before.get(name, 0) >= share, \
-                "%s answered %d of the first %d jobs (less than %d)" % (
-                    name, before.get(name, 0), sum(before.values()), share)
+        mh.check_stream(stream, ids, before, workers)
         # Host 1 held jobs unacked at the cut: they came back, redelivered,
         # and host 2 answered them.
         assert held, "no job of host1 came back redelivered after the cut"
