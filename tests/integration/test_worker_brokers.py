@@ -5,7 +5,9 @@
 - A connection lost later goes on to the next entry, wrapping around: with
   [good, dead], a connection closed by the broker tries the dead one, then
   the good one again, and jobs are answered after it.
-- A wrong entry is refused before anything starts, named by its number."""
+- A wrong entry is refused before anything starts, named by its number.
+- A <queue>.dead declared beforehand as a quorum queue (as a cluster
+  wants: a classic one lives on one node) is used as it is, unwarned."""
 import os
 import socket
 import subprocess
@@ -15,7 +17,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from worker_itest import (AMQP_URL, RABBITMQ_CTL, WORKER, Client, Worker, call,  # noqa: E402
-                          delete_queues, job, rabbitmqctl, run_tests, unique_queue, wait_until)
+                          connect, delete_queues, get_one, job, rabbitmqctl, run_tests,
+                          unique_queue, wait_until)
 
 
 def closed_port():
@@ -83,6 +86,31 @@ class Brokers(unittest.TestCase):
         again = text.rindex("(broker 1 of 2)")
         self.assertLess(tried_dead, again, w.tail())
         self.answered(queue, 2)
+        w.stop()
+
+    def test_a_quorum_dead_letter_queue_declared_beforehand_is_used(self):
+        queue = unique_queue("dead-quorum")
+        conn = connect()
+        try:
+            conn.channel().queue_declare(queue + ".dead", durable=True,
+                                         arguments={"x-queue-type": "quorum"})
+        finally:
+            conn.close()
+        self.addCleanup(delete_queues, queue, queue + ".dead")
+        w = Worker(queue, args=["--amqp-url", AMQP_URL])
+        self.addCleanup(w.cleanup)
+        client = Client()
+        try:
+            r = client.call(queue, {"v": 1, "id": "bad", "calls": "not a list"}, timeout=60)
+        finally:
+            client.close()
+        self.assertEqual(r["status"], "rejected", r)
+        _, body = get_one(queue + ".dead", timeout=30)
+        self.assertIn(b"not a list", body)
+        self.answered(queue, 1)
+        self.assertNotIn("dead-letter queue", w.text())
+        rows = [r for r in rabbitmqctl("list_queues", "name", "type") if r[0] == queue + ".dead"]
+        self.assertEqual(rows, [[queue + ".dead", "quorum"]])
         w.stop()
 
     def test_a_wrong_entry_is_named(self):
