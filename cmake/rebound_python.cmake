@@ -102,8 +102,10 @@ if(_rb_py_shared)
     # (built so from the start: CMake's build-tree rpath would end in an
     # empty entry, the current directory, kept as room for the install's).
     target_link_libraries(rebound_python INTERFACE "${_rb_py_lib}")
-    set(CMAKE_INSTALL_RPATH_USE_LINK_PATH ON)
-    set(CMAKE_BUILD_WITH_INSTALL_RPATH ON)
+    if(NOT _rb_py_libdir IN_LIST CMAKE_C_IMPLICIT_LINK_DIRECTORIES)
+        set(CMAKE_INSTALL_RPATH_USE_LINK_PATH ON)
+        set(CMAKE_BUILD_WITH_INSTALL_RPATH ON)
+    endif()
 else()
     # A static libpython needs its libraries named, and exports the
     # program's symbols to the extension modules (.so files) it loads.
