@@ -42,6 +42,9 @@ extern const char rb_status_usage[];
 
 enum { RB_JOB_OK, RB_JOB_ERROR, RB_JOB_TIMEOUT, RB_JOB_CRASHED, RB_JOB_REJECTED, RB_JOB_KINDS };
 
+/* The heartbeat's field for each kind ("jobs_ok", ...), in the enum's order. */
+extern const char *const rb_status_job_fields[RB_JOB_KINDS];
+
 typedef struct rb_worker_row {
     char *id;
     bool lost;       /* in the sorted set, but its hash has expired */

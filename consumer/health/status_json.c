@@ -73,8 +73,6 @@ static json_t *worker_json(const rb_worker_row *w, bool show_rates)
 
 static json_t *totals_json(const rb_status_snapshot *s, bool show_rates)
 {
-    static const char *const job_names[RB_JOB_KINDS] = {"jobs_ok", "jobs_error", "jobs_timeout",
-                                                        "jobs_crashed", "jobs_rejected"};
     json_int_t ready = 0, lost = 0, slots = 0, busy = 0;
     uint64_t jobs[RB_JOB_KINDS] = {0}, redelivered = 0, rss = 0;
     double rate = 0;
@@ -102,7 +100,7 @@ static json_t *totals_json(const rb_status_snapshot *s, bool show_rates)
               put(o, "ready", json_integer(ready)) && put(o, "lost", json_integer(lost)) &&
               put(o, "slots", json_integer(slots)) && put(o, "busy", json_integer(busy));
     for (int k = 0; ok && k < RB_JOB_KINDS; k++)
-        ok = put(o, job_names[k], json_integer((json_int_t)jobs[k]));
+        ok = put(o, rb_status_job_fields[k], json_integer((json_int_t)jobs[k]));
     ok = ok && put(o, "redelivered", json_integer((json_int_t)redelivered)) &&
          put(o, "rss_kb", json_integer((json_int_t)rss));
     if (ok && show_rates) ok = put(o, "jobs_per_s", any_rate ? json_real(rate) : json_null());

@@ -49,8 +49,6 @@ static const prom_field fields[] = {
 };
 
 static const char *const outcomes[RB_JOB_KINDS] = {"ok", "error", "timeout", "crashed", "rejected"};
-static const char *const outcome_fields[RB_JOB_KINDS] = {"jobs_ok", "jobs_error", "jobs_timeout",
-                                                         "jobs_crashed", "jobs_rejected"};
 
 /* The states a heartbeat reports (README, "Health"); another one found in a
  * hash gets its own series too. */
@@ -169,7 +167,7 @@ static void print_jobs(FILE *out, const rb_status_snapshot *s)
     for (size_t i = 0; i < s->n; i++) {
         for (int k = 0; k < RB_JOB_KINDS; k++) {
             double v;
-            if (!field_number(&s->rows[i], outcome_fields[k], &v)) continue;
+            if (!field_number(&s->rows[i], rb_status_job_fields[k], &v)) continue;
             series(out, name, &s->rows[i]);
             more_label(out, "outcome", outcomes[k]);
             value(out, v);

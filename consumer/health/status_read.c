@@ -72,16 +72,17 @@ static const char *field_or_dash(const rb_worker_row *w, const char *name)
     return v != NULL && *v != '\0' ? v : "-";
 }
 
+const char *const rb_status_job_fields[RB_JOB_KINDS] = {"jobs_ok", "jobs_error", "jobs_timeout",
+                                                        "jobs_crashed", "jobs_rejected"};
+
 static void row_parse(rb_worker_row *w, int64_t look_ms)
 {
-    static const char *const job_fields[RB_JOB_KINDS] = {"jobs_ok", "jobs_error", "jobs_timeout",
-                                                         "jobs_crashed", "jobs_rejected"};
     w->host = field_or_dash(w, "host");
     w->state = w->lost ? "lost" : field_or_dash(w, "state");
     w->slots = (long)parse_i64(rb_worker_field(w, "slots"), 0);
     w->busy = (long)parse_i64(rb_worker_field(w, "busy"), 0);
     for (int k = 0; k < RB_JOB_KINDS; k++)
-        w->jobs[k] = parse_u64(rb_worker_field(w, job_fields[k]));
+        w->jobs[k] = parse_u64(rb_worker_field(w, rb_status_job_fields[k]));
     w->redelivered = parse_u64(rb_worker_field(w, "redelivered"));
     w->rss_kb = parse_u64(rb_worker_field(w, "rss_kb"));
     if (!w->lost) w->beat_ms = parse_i64(rb_worker_field(w, "beat_ms"), w->beat_ms);
