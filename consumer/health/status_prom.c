@@ -48,7 +48,11 @@ static const prom_field fields[] = {
      "Resident memory of the consumer with its trampolines."},
 };
 
-static const char *const outcomes[RB_JOB_KINDS] = {"ok", "error", "timeout", "crashed", "rejected"};
+/* A job field's outcome label: "jobs_ok" -> "ok". */
+static const char *outcome_of(int kind)
+{
+    return rb_status_job_fields[kind] + strlen("jobs_");
+}
 
 /* The states a heartbeat reports (README, "Health"); another one found in a
  * hash gets its own series too. */
@@ -169,7 +173,7 @@ static void print_jobs(FILE *out, const rb_status_snapshot *s)
             double v;
             if (!field_number(&s->rows[i], rb_status_job_fields[k], &v)) continue;
             series(out, name, &s->rows[i]);
-            more_label(out, "outcome", outcomes[k]);
+            more_label(out, "outcome", outcome_of(k));
             value(out, v);
         }
     }
